@@ -16,6 +16,7 @@ opset 20 is the first with N-D GridSample (the query-frame sampling is 3-D).
 from __future__ import annotations
 
 import os
+import warnings
 
 import torch
 
@@ -38,11 +39,12 @@ def export_cotracker3(tracker, path, T: int, N: int, H: int = 384, W: int = 512,
                       iters: int | None = None) -> str:
     """Write ``tracker``'s network as ONNX for clips of B x T frames of H x W and N queries.
 
-    H and W must be multiples of 32 (stride 4 and three 2x pooling levels). Returns the path.
+    H and W must be multiples of 4 (the feature stride) and at least 32. Returns the path.
     """
     from traction.errors import ConfigError
-    if H % 32 or W % 32 or min(T, N, B) < 1:
-        raise ConfigError(f"export_cotracker3: need T, N, B >= 1 and H, W multiples of 32, got T={T} N={N} B={B} H={H} W={W}")
+    if H % 4 or W % 4 or min(H, W) < 32 or min(T, N, B) < 1:
+        raise ConfigError(f"export_cotracker3: need T, N, B >= 1 and H, W multiples of 4 >= 32, "
+                          f"got T={T} N={N} B={B} H={H} W={W}")
     if tracker.mode != "offline":
         raise ConfigError(f"export_cotracker3: only the offline network is exported, got mode={tracker.mode!r}")
     net = _OfflineNetwork(tracker.model, tracker.iters if iters is None else int(iters)).eval().cpu()
@@ -51,7 +53,10 @@ def export_cotracker3(tracker, path, T: int, N: int, H: int = 384, W: int = 512,
     queries = torch.cat([torch.randint(0, T, (B, N, 1), generator=g).float(),
                          torch.rand(B, N, 2, generator=g) * torch.tensor([W - 1.0, H - 1.0])], dim=-1)
     path = os.fspath(path)
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # Shapes are fixed on purpose, so the tracer's "treated as a constant" notes are expected.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", UserWarning)
         torch.onnx.export(net, (video, queries), path, dynamo=False, opset_version=OPSET,
                           input_names=["video", "queries"], output_names=["tracks", "vis", "conf"])
     return path

@@ -143,3 +143,14 @@ def test_mae_keeps_real_tokens_before_padding():
     assert not pad[1][keep[1]].any()                                       # sample 1 keeps only its 10 real ones
     assert torch.equal(torch.gather(torch.arange(20).expand(2, -1), 1, restore).sort(1).values,
                        torch.arange(20).expand(2, -1))
+
+
+def test_mean_pooling_ignores_padding():
+    m = traction.create_model("traction_s", num_classes=5, **TINY).eval()
+    x = _x(1, 10)
+    padded = torch.cat([x, torch.rand(1, 5, 8, 4)], dim=1)
+    mask = torch.zeros(1, 15, dtype=torch.bool)
+    mask[:, 10:] = True
+    torch.testing.assert_close(m.forward_features(padded, mask, pool="mean"), m.forward_features(x, pool="mean"),
+                               atol=1e-5, rtol=1e-5)
+    assert m.forward_features(x, pool="mean").shape == (1, 48)

@@ -115,7 +115,7 @@ def cmd_evaluate(args) -> int:
     res = evaluate(args.data, args.checkpoint, protocol=args.protocol, split=args.split,
                    train_split=args.train_split, points=args.points, device=args.device or "auto",
                    k=args.k, pairs=args.pairs, batch_size=args.batch_size, save_features=args.save_features,
-                   progress=not args.quiet, out_dir=args.out)
+                   progress=not args.quiet, out_dir=args.out, pool=args.pool)
     if args.json:
         _print_json(res)
     else:
@@ -223,6 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-split", default="train", help="split the knn/linear/chirality probes train on")
     p.add_argument("--points", type=int, default=0, help="trajectories per clip (default 0 = all)")
     p.add_argument("--k", type=int, default=20, help="neighbours for --protocol knn (default 20)")
+    p.add_argument("--pool", choices=["cls", "mean"],
+                   help="features for knn/linear/chirality: [CLS] or mean of trajectory tokens "
+                        "(default: mean for knn as in paper appendix C, cls otherwise)")
     p.add_argument("--pairs", help="chiral pairs 'a:b,c:d' (default: the store's, else found by label names)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", help="cpu, cuda or auto")

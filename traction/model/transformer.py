@@ -24,6 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from traction.config import ModelConfig
+from traction.errors import InvalidTrajectories
 from traction.model.encoding import frame_feature_dim, frequency_encode, start_position_encoding
 
 
@@ -178,11 +179,14 @@ class TrajectoryTransformer(nn.Module):
         return 1 + self.cfg.num_registers
 
     def init_weights(self) -> None:
+        """MAE's initialization: Xavier-uniform linear layers, small normal tokens. It keeps the
+        tokenizer's output on the scale of the sinusoidal position encoding (unit amplitude); with
+        std-0.02 weights the encoding would drown the motion features at the start of training."""
         nn.init.trunc_normal_(self.cls_token, std=0.02)
         nn.init.trunc_normal_(self.reg_tokens, std=0.02)
         for m in self.modules():
             if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
+                nn.init.xavier_uniform_(m.weight)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
             elif isinstance(m, nn.LayerNorm):
@@ -210,6 +214,18 @@ class TrajectoryTransformer(nn.Module):
             start = torch.cat([start[..., :2], torch.zeros_like(start[..., 2:])], dim=-1)
         return start_position_encoding(start, dim, scale=self.cfg.pos_enc_scale)
 
+    def check_input(self, x: torch.Tensor, padding_mask: Optional[torch.Tensor] = None) -> None:
+        """One clear line for inputs the model cannot take (shapes only: no device sync)."""
+        T = self.cfg.num_frames
+        if x.ndim != 4 or x.shape[-1] != 4 or x.shape[2] != T:
+            raise InvalidTrajectories(f"model input must have shape (B, N, T={T}, 4) = normalized (x, y, d, v), "
+                                      f"got {tuple(x.shape)}")
+        if x.shape[1] == 0:
+            raise InvalidTrajectories("model input has N=0 trajectories")
+        if padding_mask is not None and tuple(padding_mask.shape) != tuple(x.shape[:2]):
+            raise InvalidTrajectories(f"padding_mask must have shape (B, N) = {tuple(x.shape[:2])}, "
+                                      f"got {tuple(padding_mask.shape)}")
+
     def embed_tokens(self, x: torch.Tensor) -> torch.Tensor:
         """(B, N, T, 4) -> (B, N, D) trajectory tokens with positional encoding."""
         tokens = self.tokenizer(self.prepare_input(x))                            # (B, N, D)
@@ -228,9 +244,29 @@ class TrajectoryTransformer(nn.Module):
         return self.norm(h)
 
     # -- timm-style split
-    def forward_features(self, x: torch.Tensor, padding_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """(B, N, T, 4) -> (B, D): the [CLS] embedding, shared by kNN, linear probes and fusion."""
-        return self.run_blocks(self.embed_tokens(x), padding_mask)[:, 0]
+    def encode(self, x: torch.Tensor, padding_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """(B, N, T, 4) -> (B, P+N, D): every output token ([CLS], registers, trajectories)."""
+        self.check_input(x, padding_mask)
+        return self.run_blocks(self.embed_tokens(x), padding_mask)
+
+    def pool(self, h: torch.Tensor, padding_mask: Optional[torch.Tensor] = None, pool: str = "cls") -> torch.Tensor:
+        """(B, P+N, D) -> (B, D): the [CLS] token, or the mean of the real trajectory tokens."""
+        if pool == "cls":
+            return h[:, 0]
+        if pool != "mean":
+            raise ValueError(f"pool must be 'cls' or 'mean', got {pool!r}")
+        tokens = h[:, self.num_prefix_tokens:]                                    # (B, N, D)
+        if padding_mask is None:
+            return tokens.mean(1)
+        w = (~padding_mask).to(tokens.dtype)[..., None]                           # (B, N, 1)
+        return (tokens * w).sum(1) / w.sum(1).clamp_min(1.0)
+
+    def forward_features(self, x: torch.Tensor, padding_mask: Optional[torch.Tensor] = None,
+                         pool: str = "cls") -> torch.Tensor:
+        """(B, N, T, 4) -> (B, D): the [CLS] embedding (``pool="cls"``, used by the classifier, linear
+        probes and fusion) or the mean of the trajectory tokens (``pool="mean"``, the kNN protocol
+        of paper appendix C)."""
+        return self.pool(self.encode(x, padding_mask), padding_mask, pool)
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.head(self.head_drop(features))

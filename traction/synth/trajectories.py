@@ -48,7 +48,7 @@ CLASSES: List[str] = [name for pair in CHIRAL_PAIRS for name in pair] + SYMMETRI
 _REVERSAL_OF = {b: a for a, b in CHIRAL_PAIRS}   # class -> class whose reversed clips it is
 
 HEIGHT, WIDTH, FPS = 240, 320, 12.0
-GENERATOR_VERSION = 1  # bump when clips for a given seed change
+GENERATOR_VERSION = 2  # bump when clips for a given seed change
 
 
 # ---------------------------------------------------------------------- scene pieces
@@ -90,14 +90,14 @@ def _class_motion(rng: np.random.Generator, label: str, s: np.ndarray, u: np.nda
     elif label == "move_up":
         shift[:, 1] = -rng.uniform(0.25, 0.5) * height * c
     elif label in ("move_towards", "expand"):
-        scale = np.exp(rng.uniform(0.5, 1.1) * c)
+        scale = np.exp(rng.uniform(0.8, 1.4) * c)
         if label == "move_towards":
             depth_gain = scale  # image size and inverse depth both scale as 1 / distance
     elif label == "rotate_cw":
         # With y pointing down, a positive angle in the usual rotation matrix turns clockwise on screen.
         angle = rng.uniform(0.5, 1.25) * np.pi * c
     elif label == "shake":
-        amp, cycles, phase = rng.uniform(8, 20), rng.uniform(2, 4), rng.uniform(0, 2 * np.pi)
+        amp, cycles, phase = rng.uniform(15, 30), rng.uniform(2, 4), rng.uniform(0, 2 * np.pi)
         d = rng.normal(0, 1, 2)
         d /= np.linalg.norm(d) + 1e-9
         wave = amp * np.sin(2 * np.pi * cycles * u + phase) * np.sin(np.pi * u)  # zero outside the window
@@ -117,7 +117,7 @@ def _simulate(rng: np.random.Generator, label: str, points: int, frames: int,
     # Camera distractor, applied to every point: pan and zoom about the image centre.
     moving_camera = rng.random() < 0.7
     pan = rng.normal(0.0, 0.12 * W, 2) if moving_camera else np.zeros(2)
-    zoom = rng.uniform(-0.25, 0.25) if moving_camera else 0.0
+    zoom = rng.uniform(-0.1, 0.1) if moving_camera else 0.0
     cam_scale = np.exp(zoom * tau)                            # (T,)
     cam_shift = pan[None, :] * tau[:, None]                   # (T, 2)
 

@@ -19,8 +19,10 @@ import torch.nn.functional as F
 
 @torch.no_grad()
 def predict(model, loader, device, *, amp: bool = False, features: bool = True, progress: bool = False,
-            desc: str = "eval") -> Dict[str, torch.Tensor]:
-    """Run a classifier over a loader -> logits (M, C), features (M, D), labels (M,), index (M,)."""
+            desc: str = "eval", pool: str = "cls") -> Dict[str, torch.Tensor]:
+    """Run a classifier over a loader -> logits (M, C), features (M, D), labels (M,), index (M,).
+
+    ``features`` are pooled as ``pool`` says ("cls" or "mean"); logits always come from [CLS]."""
     from tqdm import tqdm
 
     model.eval()
@@ -29,8 +31,9 @@ def predict(model, loader, device, *, amp: bool = False, features: bool = True, 
     for batch in it:
         b = batch.to(device)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
-            f = model.forward_features(b.x, b.padding_mask)
-            lg = model.forward_head(f)
+            h = model.encode(b.x, b.padding_mask)                               # (B, P+N, D)
+            lg = model.forward_head(model.pool(h, b.padding_mask, "cls"))
+            f = model.pool(h, b.padding_mask, pool)
         logits.append(lg.float().cpu())
         if features:
             feats.append(f.float().cpu())

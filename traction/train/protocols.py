@@ -31,7 +31,8 @@ def _parse_pairs(pairs: Optional[str]) -> Optional[List[List[str]]]:
 def evaluate(data: str, checkpoint: str, *, protocol: str = "top1", split: Optional[str] = None,
              train_split: str = "train", points: int = 0, device: str = "auto", k: int = 20,
              pairs: Optional[str] = None, batch_size: int = 64, save_features: Optional[str] = None,
-             progress: bool = True, out_dir: Optional[str] = None) -> Dict:
+             progress: bool = True, out_dir: Optional[str] = None, pool: Optional[str] = None) -> Dict:
+    """``pool``: features for the frozen protocols; default "mean" for knn (appendix C), else "cls"."""
     from traction.store import open_store
 
     dev = resolve_device(device)
@@ -52,8 +53,9 @@ def evaluate(data: str, checkpoint: str, *, protocol: str = "top1", split: Optio
     unknown = sorted(set(store.labels) - set(labels))
     eval_idx = split_indices(store, eval_split)
     loader, _ = make_loader(store, eval_idx, labels, cfg, train=False)
-    res = E.predict(model, loader, dev, features=True, progress=progress, desc=f"eval {eval_split}")
-    out: Dict = {"protocol": protocol, "split": eval_split, "checkpoint": str(checkpoint)}
+    pool = pool or ("mean" if protocol == "knn" else "cls")
+    res = E.predict(model, loader, dev, features=True, progress=progress, desc=f"eval {eval_split}", pool=pool)
+    out: Dict = {"protocol": protocol, "split": eval_split, "checkpoint": str(checkpoint), "pool": pool}
     if unknown and protocol in ("top1", "chirality"):
         out["labels_not_in_checkpoint"] = unknown
 
@@ -62,7 +64,7 @@ def evaluate(data: str, checkpoint: str, *, protocol: str = "top1", split: Optio
         if train_split != eval_split and store.indices(train_split):
             tr_loader, _ = make_loader(store, store.indices(train_split), labels, cfg, train=False)
             parts.insert(0, (E.predict(model, tr_loader, dev, features=True, progress=progress,
-                                       desc=f"features {train_split}"), train_split))
+                                       desc=f"features {train_split}", pool=pool), train_split))
         _save_features(save_features, parts, store)
 
     if protocol == "top1":
@@ -70,7 +72,8 @@ def evaluate(data: str, checkpoint: str, *, protocol: str = "top1", split: Optio
     elif protocol in ("knn", "linear", "chirality"):
         tr_idx = split_indices(store, train_split)
         tr_loader, _ = make_loader(store, tr_idx, labels, cfg, train=False)
-        tr = E.predict(model, tr_loader, dev, features=True, progress=progress, desc=f"features {train_split}")
+        tr = E.predict(model, tr_loader, dev, features=True, progress=progress, desc=f"features {train_split}",
+                       pool=pool)
         keep = tr["labels"] >= 0
         if protocol == "knn":
             scores = E.knn_classify(tr["features"][keep], tr["labels"][keep], res["features"], len(labels), k=k)

@@ -64,11 +64,12 @@ def build_model(state_dict: Mapping | None, window_len: int, source: str = "stat
 def load(weights=None, mode: str = "offline", device="cpu", window_len: int | None = None,
          iters: int = 6, support_grid: int | None = None, backward_tracking: bool = False,
          vis_threshold: float | None = None, dtype=None, state_dict: Mapping | None = None,
-         weights_dir=None) -> CoTracker3Tracker:
+         weights_dir=None, variant: str = "scaled") -> CoTracker3Tracker:
     """Build a CoTracker3 tracker.
 
     weights: path to an official .pth; ``None`` asks ``traction.weights.resolve`` (local dirs,
-    ``$TRACTION_WEIGHTS``, download). ``state_dict`` bypasses files (tests).
+    ``weights_dir``, ``$TRACTION_WEIGHTS``, download) for the ``variant`` ("scaled" or "baseline")
+    of ``mode``. ``state_dict`` bypasses files (tests).
     mode: "offline" (whole clip at once) or "online" (sliding 16-frame windows, bounded memory).
     window_len: length of the checkpoint's time embedding (default 60 offline, 16 online).
     support_grid: side of the extra query grid (default 6 offline, 0 online, as the reference).
@@ -85,7 +86,10 @@ def load(weights=None, mode: str = "offline", device="cpu", window_len: int | No
             except ImportError:
                 raise WeightsNotFound("cotracker3 weights: none given and traction.weights is unavailable; "
                                       "pass weights='scaled_offline.pth' (or scaled_online.pth)") from None
-            weights = resolve(f"cotracker3-{mode}", weights_dir=weights_dir)
+            if variant not in ("scaled", "baseline"):
+                raise ConfigError(f"cotracker3 variant={variant!r}: expected 'scaled' or 'baseline'")
+            name = f"cotracker3-{mode}" if variant == "scaled" else f"cotracker3-baseline-{mode}"
+            weights = resolve(name, weights_dir=weights_dir)
         state_dict = load_state_dict_file(weights)
         source = f"weights {os.fspath(weights)!r}"
     if window_len is None:

@@ -27,7 +27,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from traction.tracking.cotracker3.sampling import local_correlation, sample_frames, window_offsets
+from traction.errors import VideoError
+from traction.tracking.cotracker3.corr_triton import correlation
+from traction.tracking.cotracker3.sampling import sample_frames, window_offsets
 
 # Settings fixed by the official checkpoints.
 STRIDE = 4
@@ -230,8 +232,8 @@ class CoTracker3(nn.Module):
     def __init__(self, window_len: int = 60):
         super().__init__()
         self.window_len = window_len
-        # Persistent buffer loaded from the checkpoint: the trained models were saved with this
-        # exact tensor, recomputing the sin-cos table would not reproduce them bit for bit.
+        # A persistent buffer, loaded from the checkpoint rather than recomputed: the network uses
+        # exactly the table it was saved with (and strict loading accounts for the key).
         self.register_buffer("time_emb", torch.zeros(1, window_len, INPUT_DIM))
         self.fnet = FeatureEncoder(LATENT_DIM)
         self.updateformer = UpdateTransformer()
@@ -247,10 +249,12 @@ class CoTracker3(nn.Module):
         peak memory.
         """
         B, T, _, H, W = video.shape
-        assert H % STRIDE == 0 and W % STRIDE == 0, "frame size must be a multiple of 4"
+        if H % STRIDE or W % STRIDE or H < 32 or W < 32:
+            raise VideoError(f"cotracker3 network input: frame size {H}x{W} must be multiples of 4, >= 32")
         frames = video.reshape(B * T, 3, H, W)                                 # (B*T, 3, H, W)
         out = [self.fnet(2.0 * (f / 255.0) - 1.0) for f in frames.split(frame_chunk)]
-        fmaps = torch.cat(out)                                                 # (B*T, C, h, w)
+        # float32 from here on (as the reference): sampling positions need the precision.
+        fmaps = torch.cat(out).float()                                         # (B*T, C, h, w)
         sq = fmaps.square().sum(dim=1, keepdim=True).clamp_min(1e-12)
         fmaps = fmaps * sq.rsqrt()
         return fmaps.reshape(B, T, *fmaps.shape[1:])
@@ -293,8 +297,7 @@ class CoTracker3(nn.Module):
 
     def correlation_features(self, levels, support, coords: torch.Tensor) -> torch.Tensor:
         """coords (B, T, N, 2) feature px -> (B, T, N, CORR_LEVELS*256), chunked over N."""
-        from traction.tracking.cotracker3.corr_triton import correlation   # fast path dispatch
-        B, T, N, _ = coords.shape
+        N = coords.shape[2]
         chunks = []
         for n0 in range(0, N, self.point_chunk):
             sl = slice(n0, n0 + self.point_chunk)
@@ -311,7 +314,7 @@ class CoTracker3(nn.Module):
         coords (B, T, N, 2) feature px; vis, conf (B, T, N) logits. Returns the final coords
         (feature px), vis and conf logits.
         """
-        B, T, N, _ = coords.shape
+        T = coords.shape[1]
         for _ in range(iters):
             coords = coords.detach()
             corr = self.correlation_features(levels, support, coords)          # (B, T, N, 1024)

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from traction.errors import ConfigError, InvalidTrajectories, VideoError
+from traction.tracking.base import check_track_inputs
 from traction.tracking.cotracker3.model import MODEL_HW, CoTracker3, OnlineState
 
 _DTYPES = {None: None, "fp32": None, "float32": None, torch.float32: None,
@@ -44,6 +45,8 @@ def support_grid_points(size: int, hw: tuple[int, int] = MODEL_HW) -> torch.Tens
 class CoTracker3Tracker:
     """Point tracker around a ``CoTracker3`` network. Build it with
     ``traction.tracking.cotracker3.load``; call ``track(video, queries)``."""
+
+    name = "cotracker3"
 
     def __init__(self, model: CoTracker3, mode: str = "offline", device="cpu", iters: int = 6,
                  support_grid: int | None = None, backward_tracking: bool = False,
@@ -71,13 +74,18 @@ class CoTracker3Tracker:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
-    @staticmethod
-    def _resize(video: torch.Tensor) -> torch.Tensor:
-        """(B, T, 3, H, W) -> (B, T, 3, 384, 512), bilinear with align-corners like the reference."""
+    def _resize(self, video: torch.Tensor, frame_chunk: int = 16) -> torch.Tensor:
+        """(B, T, 3, H, W) 0..255, any dtype and device -> (B, T, 3, 384, 512) float32 on the
+        tracker's device; bilinear with align-corners like the reference. A few frames at a time,
+        so a long uint8 video is never held in float at full resolution."""
         B, T, C, H, W = video.shape
-        out = F.interpolate(video.reshape(B * T, C, H, W), MODEL_HW, mode="bilinear",
-                            align_corners=True)                                 # (B*T, 3, 384, 512)
-        return out.reshape(B, T, C, *MODEL_HW)
+        out = []
+        for t0 in range(0, T, frame_chunk):
+            x = video[:, t0:t0 + frame_chunk].to(self.device, torch.float32)  # (B, t, 3, H, W)
+            x = F.interpolate(x.reshape(-1, C, H, W), MODEL_HW, mode="bilinear",
+                              align_corners=True)                                 # (B*t, 3, 384, 512)
+            out.append(x.reshape(B, -1, C, *MODEL_HW))
+        return torch.cat(out, dim=1)
 
     @staticmethod
     def _px_scale(H: int, W: int, like: torch.Tensor) -> torch.Tensor:
@@ -96,14 +104,14 @@ class CoTracker3Tracker:
                 keep_steps: bool = False) -> dict:
         """Run the reference predictor on a batch of clips.
 
-        video (B, T, 3, H, W) float 0..255; queries (B, N, 3) (t, x, y) original px.
+        video (B, T, 3, H, W) 0..255 (uint8 or float, any device); queries (B, N, 3) (t, x, y)
+        original px.
         Returns a dict (network axis order): ``tracks`` (B, T, N, 2) original px, ``visibility``
         (B, T, N) bool, ``vis_prob`` (B, T, N) the probability that was thresholded, and the
         network's raw outputs (``model_queries``, ``raw_tracks`` model px, ``raw_vis``,
         ``raw_conf``; offline with backward tracking also ``bwd_*`` in reversed time; online
         also ``vis_logits``, ``conf_logits`` and, with ``keep_steps``, ``steps`` per window).
         """
-        video = video.to(self.device, torch.float32)
         queries = queries.to(self.device, torch.float32)
         B, T, _, H, W = video.shape
         model_queries = queries.clone()
@@ -123,12 +131,7 @@ class CoTracker3Tracker:
     def _predict_offline(self, video, queries, backward: bool) -> dict:
         B, T, _, H, W = video.shape
         video = self._resize(video)
-        if self.support_grid > 0:
-            grid = support_grid_points(self.support_grid).to(queries)          # (G, 2)
-            grid = torch.cat([grid.new_zeros(len(grid), 1), grid], dim=1)      # (G, 3) on frame 0
-            queries_all = torch.cat([queries, grid.expand(B, -1, -1)], dim=1)  # (B, N+G, 3)
-        else:
-            queries_all = queries
+        queries_all = self._with_support_grid(queries)
         levels = self.model.pyramid(self.model.encode_frames(video))
         tracks, vis, conf = self.model.track_levels(levels, queries_all, iters=self.iters)
         out = {"model_queries": queries_all, "raw_tracks": tracks, "raw_vis": vis, "raw_conf": conf}
@@ -171,18 +174,29 @@ class CoTracker3Tracker:
         tracks = tracks * self._px_unscale(*hw, tracks)
         return {"tracks": tracks, "visibility": visible, "vis_prob": vis}
 
+    def _with_support_grid(self, queries: torch.Tensor) -> torch.Tensor:
+        """(B, N, 3) -> (B, N+G, 3): the support grid's G = size^2 points appended, on frame 0."""
+        if self.support_grid <= 0:
+            return queries
+        grid = support_grid_points(self.support_grid).to(queries)              # (G, 2)
+        grid = torch.cat([grid.new_zeros(len(grid), 1), grid], dim=1)          # (G, 3)
+        return torch.cat([queries, grid.expand(len(queries), -1, -1)], dim=1)  # (B, N+G, 3)
+
     def _predict_online(self, video, queries, keep_steps: bool) -> dict:
         """Slide the online window over the clip: chunks [0, S), [s, s+S), [2s, 2s+S), ... with
         step s = S/2, cut at the clip end, as ``online_demo.py`` feeds the model."""
         B, T = video.shape[:2]
         S = self.model.window_len
         step = S // 2
+        N = queries.shape[1]
+        queries_all = self._with_support_grid(queries)
         state = OnlineState.new()
         steps = []
         start = 0
         while True:
             chunk = self._resize(video[:, start:start + S])    # resize per chunk: bounded memory
-            tracks, vis, conf = self.model.online_step(state, chunk, queries, iters=self.iters)
+            tracks, vis, conf = self.model.online_step(state, chunk, queries_all, iters=self.iters)
+            tracks, vis, conf = tracks[:, :, :N], vis[:, :, :N], conf[:, :, :N]   # drop the grid
             if keep_steps:
                 steps.append({"raw_tracks": tracks, "raw_vis": vis, "raw_conf": conf,
                               "visibility": vis * conf > self.vis_threshold})
@@ -191,7 +205,7 @@ class CoTracker3Tracker:
             start += step
         prob = vis * conf
         out = {"model_queries": queries, "raw_tracks": tracks, "raw_vis": vis, "raw_conf": conf,
-               "vis_logits": state.vis, "conf_logits": state.conf,
+               "vis_logits": state.vis[:, :, :N], "conf_logits": state.conf[:, :, :N],
                "tracks": tracks.clone(), "visibility": prob > self.vis_threshold, "vis_prob": prob}
         if keep_steps:
             out["steps"] = steps
@@ -206,10 +220,7 @@ class CoTracker3Tracker:
         Returns xy (N, T, 2) float32 original px and vis (N, T) float32 in {0, 1}; with
         ``return_probs`` also the visibility probability (N, T) that was thresholded.
         """
-        video = np.asarray(video)
-        if video.ndim != 4 or video.shape[-1] != 3:
-            raise VideoError(f"cotracker3 video: expected (T, H, W, 3) RGB, got shape {video.shape}")
-        queries = np.asarray(queries, dtype=np.float32)
+        video, queries = check_track_inputs(video, queries)
         xy, vis, prob = self.track_batch(video[None], queries[None])
         if return_probs:
             return xy[0], vis[0], prob[0]
@@ -219,21 +230,19 @@ class CoTracker3Tracker:
         """Several clips of one size at once: videos (B, T, H, W, 3) uint8, queries (B, N, 3).
         Returns xy (B, N, T, 2), vis (B, N, T) in {0, 1} and the probabilities (B, N, T)."""
         videos = np.asarray(videos)
-        queries = np.asarray(queries, dtype=np.float32)
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
         if videos.ndim != 5 or videos.shape[-1] != 3:
             raise VideoError(f"cotracker3 videos: expected (B, T, H, W, 3) RGB, got shape {videos.shape}")
         B, T, H, W, _ = videos.shape
-        if T < 1 or H < 2 or W < 2:
-            raise VideoError(f"cotracker3 video: unusable size T={T}, H={H}, W={W}")
-        if queries.ndim != 3 or queries.shape[0] != B or queries.shape[-1] != 3 or queries.shape[1] < 1:
-            raise InvalidTrajectories(
-                f"cotracker3 queries: expected ({B}, N>=1, 3) (t, x, y), got shape {queries.shape}")
-        if not np.isfinite(queries).all():
-            raise InvalidTrajectories("cotracker3 queries: non-finite values")
-        t = queries[..., 0]
-        if (t < 0).any() or (t > T - 1).any() or (t != np.round(t)).any():
-            raise InvalidTrajectories(f"cotracker3 queries: frame index t must be an integer in [0, {T - 1}]")
-        video_t = torch.from_numpy(np.ascontiguousarray(videos)).permute(0, 1, 4, 2, 3).float()  # (B, T, 3, H, W)
+        if H < 2 or W < 2:
+            raise VideoError(f"cotracker3 video: unusable frame size {H}x{W}")
+        if queries.ndim != 3 or queries.shape[0] != B:
+            raise InvalidTrajectories(f"cotracker3 queries: expected ({B}, N, 3) (t, x, y), got shape {queries.shape}")
+        for b in range(B):
+            check_track_inputs(videos[b], queries[b])
+        queries = queries.copy()
+        queries[..., 0] = np.round(queries[..., 0])     # frame indices (the network truncates)
+        video_t = torch.from_numpy(np.ascontiguousarray(videos)).permute(0, 1, 4, 2, 3)  # (B, T, 3, H, W) uint8 view
         out = self.predict(video_t, torch.from_numpy(queries))
         xy = out["tracks"].float().permute(0, 2, 1, 3).cpu().numpy()                  # (B, N, T, 2)
         vis = out["visibility"].permute(0, 2, 1).cpu().numpy().astype(np.float32)     # (B, N, T)
