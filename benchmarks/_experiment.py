@@ -3,15 +3,16 @@ commands in-process and collect their --json results."""
 from __future__ import annotations
 
 import contextlib
-import datetime
 import io
 import json
 import platform
 import sys
 import time
+from pathlib import Path
 from typing import Dict, List
 
-import torch
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
 
 
 def run_json(argv: List[str]) -> Dict:
@@ -31,12 +32,13 @@ def run_json(argv: List[str]) -> Dict:
 
 
 def environment() -> Dict:
-    import numpy as np
+    """Flat machine description merged into the experiments' metadata."""
+    import torch
 
-    return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version(),
-            "machine": platform.machine(), "cpu_threads": torch.get_num_threads(),
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    env = _common.environment("cuda" if torch.cuda.is_available() else "cpu")
+    v = env["versions"]
+    return {"date": env["date"], "torch": v["torch"], "numpy": v["numpy"], "python": v["python"],
+            "machine": platform.machine(), "cpu_threads": env["torch_threads"], "cuda": env["cuda"]}
 
 
 def markdown_table(rows: List[Dict], columns: List[str]) -> str:

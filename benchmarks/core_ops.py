@@ -9,46 +9,20 @@ or 512 (training subset) trajectories, T=32 frames. Set TRACTION_NUM_THREADS to 
 from __future__ import annotations
 
 import argparse
-import datetime
-import importlib.metadata
-import json
-import os
-import platform
-import time
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from traction import ops
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def version(dist: str) -> str:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import environment, time_call, write_result  # noqa: E402
 
 
 def median_ms(fn, budget_s: float, max_reps: int = 50) -> float:
-    """Median wall time of fn() in ms, after one warm-up, repeated within about budget_s."""
-    fn()
-    times = []
-    start = time.perf_counter()
-    while len(times) < max_reps and (len(times) < 3 or time.perf_counter() - start < budget_s):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * float(np.median(times))
+    """Median wall time of fn() in ms, after one warm-up, at least 3 calls and more within about budget_s."""
+    return 1e3 * time_call(fn, reps=3, warmup=1, budget_s=budget_s, max_reps=max_reps)
 
 
 def cases(r: np.random.Generator):
@@ -103,15 +77,15 @@ def main() -> None:
         size_txt = ", ".join(f"{k}={v}" for k, v in sizes.items())
         print(f"{name:<16}{size_txt:<38}{cpp_ms:>10.3f}{np_ms:>11.3f}{np_ms / cpp_ms:>9.1f}x")
 
+    env = environment("cpu")
     result = dict(
-        benchmark="core_ops", date=datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        cpu=cpu_model(), logical_cores=os.cpu_count(), threads=int(_core.num_threads()),
-        load_average_1min=round(os.getloadavg()[0], 2),  # wall times inflate on a busy machine
-        python=platform.python_version(), numpy=np.__version__, torch=version("torch"), results=rows)
+        benchmark="core_ops", date=env["date"], cpu=env["cpu"], logical_cores=env["cpu_count"],
+        threads=int(_core.num_threads()),
+        load_average_1min=env["load_average_1min"],  # wall times inflate on a busy machine
+        python=env["versions"]["python"], numpy=env["versions"]["numpy"], torch=env["versions"]["torch"],
+        versions=env["versions"], results=rows)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out}")
+    print(f"wrote {write_result(out.name, result, out.parent)}")
 
 
 if __name__ == "__main__":

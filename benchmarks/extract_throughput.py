@@ -14,50 +14,30 @@ frames/s is measured too. Results go to benchmarks/results/extract_throughput_cp
 from __future__ import annotations
 
 import argparse
-import datetime
-import importlib.metadata
-import json
 import os
 import platform
 import shutil
-import statistics
 import sys
 import tempfile
-import time
 
 import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.join(REPO, "benchmarks"))
 
+from _common import cpu_model, time_call, utc_now, versions, write_result  # noqa: E402
 from traction.extract import ExtractConfig, collect_jobs, run_local  # noqa: E402
 
 DEFAULT_VIDEO = os.path.join(os.path.dirname(REPO), "shared", "videos", "bear.mp4")
 RESOLUTIONS = {"240p": 240, "480p": 480}   # name -> short side in px
 
 
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def versions() -> dict:
-    import traction
-
-    out = {"python": platform.python_version(), "traction": traction.__version__}
-    for pkg in ("numpy", "torch", "opencv-python-headless", "av", "safetensors", "ray"):
-        try:
-            out[pkg] = importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            pass
+def package_versions() -> dict:
+    """``_common.versions()`` plus safetensors, ray and the trajectory core's backend."""
     from traction import ops
 
+    out = versions("safetensors", "ray")
     out["traction_core"] = ops.resolve_backend() if ops.core_available() or os.environ.get("TRACTION_CORE") else "numpy"
     return out
 
@@ -87,12 +67,7 @@ def transcode(src: str, dst: str, short_side: int) -> str:
 
 
 def median_time(fn, reps: int) -> float:
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return time_call(fn, reps=reps, warmup=0)
 
 
 def stage_entry(seconds: float, frames: int) -> dict:
@@ -185,9 +160,9 @@ def main() -> None:
         source = args.video if os.path.isfile(args.video) else synthetic_source(os.path.join(tmp, "synthetic.mp4"))
         report = {
             "benchmark": "extract_throughput", "tracker": "lk", "depth": "none",
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "device": {"cpu": cpu_name(), "cores": os.cpu_count(), "machine": platform.machine()},
-            "versions": versions(), "source": os.path.basename(source), "reps": args.reps,
+            "date": utc_now(),
+            "device": {"cpu": cpu_model(), "cores": os.cpu_count(), "machine": platform.machine()},
+            "versions": package_versions(), "source": os.path.basename(source), "reps": args.reps,
             "load_average_at_start": list(os.getloadavg()),
             "results": {},
         }
@@ -199,11 +174,8 @@ def main() -> None:
             print(f"{name} {r['size'][1]}x{r['size'][0]} T={r['frames']}: " + ", ".join(
                 f"{s} {r[s]['clips_per_s']:.2f} clips/s" for s in ("decode", "track", "lift", "write"))
                 + f"; bulk x{args.workers} workers {r['bulk']['clips_per_s']:.2f} clips/s")
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(report, f, indent=1)
-        f.write("\n")
-    print(f"wrote {args.out}")
+    out = os.path.abspath(args.out)
+    print(f"wrote {write_result(os.path.basename(out), report, os.path.dirname(out))}")
 
 
 if __name__ == "__main__":

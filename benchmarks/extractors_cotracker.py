@@ -4,19 +4,23 @@
         --device cuda --dtype bf16 --batch 4 [--weights scaled_offline.pth]
 
 Without --weights the network has its random initialisation: speed does not depend on the
-weights. Prints one JSON line per configuration (warm-up run excluded). Set
+weights. Prints one JSON line per configuration (median of --repeats; warm-up run excluded). Set
 TRACTION_CORR=torch to time the PyTorch correlation instead of the Triton kernel on CUDA.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import time
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from traction.tracking import cotracker3
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import time_call  # noqa: E402
 
 
 def bench(mode: str, frames: int, points: int, batch: int, device: str, dtype, weights, height: int,
@@ -30,14 +34,10 @@ def bench(mode: str, frames: int, points: int, batch: int, device: str, dtype, w
                               rng.random((batch, points, 2)) * [width - 1, height - 1]], -1).astype(np.float32)
     tracker.track_batch(videos[:, : min(frames, 4)], np.minimum(queries, [min(frames, 4) - 1, 1e9, 1e9]))  # warm-up
     if device.startswith("cuda"):
-        torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    t0 = time.perf_counter()
-    for _ in range(repeats):
-        tracker.track_batch(videos, queries)
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    dt = (time.perf_counter() - t0) / repeats
+    # median of the repeats (the warm-up above ran on a short clip, to save its time)
+    dt = time_call(lambda: tracker.track_batch(videos, queries), reps=repeats, warmup=0,
+                   sync_cuda=device.startswith("cuda"))
     res = {"mode": mode, "device": device, "dtype": dtype or "fp32", "batch": batch, "frames": frames,
            "points": points, "size": [height, width], "iters": iters, "seconds_per_batch": round(dt, 4),
            "frames_per_s": round(batch * frames / dt, 2), "point_frames_per_s": round(batch * frames * points / dt)}

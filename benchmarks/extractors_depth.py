@@ -12,11 +12,7 @@ file. Prints a table and writes it as JSON with the machine description.
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
-import os
-import platform
-import time
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,15 +21,8 @@ import torch
 from traction.depth import vda
 from traction.depth.vda.model import parse_dtype
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import device_name, environment, time_call, write_result  # noqa: E402
 
 
 def load_video(path: str | None, frames: int) -> np.ndarray:
@@ -48,17 +37,8 @@ def load_video(path: str | None, frames: int) -> np.ndarray:
 
 def time_predict(model, video, input_size: int, windows_per_batch: int, reps: int) -> float:
     """Median seconds of model.predict over ``reps`` runs after one warm-up."""
-    model.predict(video, input_size=input_size, windows_per_batch=windows_per_batch)
-    times = []
-    for _ in range(reps):
-        if model.device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        model.predict(video, input_size=input_size, windows_per_batch=windows_per_batch)
-        if model.device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+    return time_call(lambda: model.predict(video, input_size=input_size, windows_per_batch=windows_per_batch),
+                     reps=reps, warmup=1, sync_cuda=model.device.type == "cuda")
 
 
 def main() -> None:
@@ -91,20 +71,21 @@ def main() -> None:
                      "seconds": round(sec, 3), "frames_per_s": round(len(video) / sec, 2)})
         print(f"{attention:5s} {dtype or 'float32':9s} windows/batch={wpb}: {sec:8.2f} s  "
               f"{len(video) / sec:7.2f} frames/s")
+    env = environment(args.device)
     result = {
         "benchmark": "extractors_depth",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "device": torch.cuda.get_device_name() if args.device.startswith("cuda") else cpu_model(),
-        "logical_cores": os.cpu_count(), "threads": torch.get_num_threads(),
-        "load_average_1min": round(os.getloadavg()[0], 2), "torch": torch.__version__,
+        "date": env["date"], "device": device_name(args.device),
+        "logical_cores": env["cpu_count"], "threads": env["torch_threads"],
+        "load_average_1min": env["load_average_1min"], "torch": env["versions"]["torch"],
+        "versions": env["versions"],
         "model": args.model, "weights": "given" if args.weights else "random init",
         "video": {"frames": len(video), "height": video.shape[1], "width": video.shape[2], "windows": windows},
         "input_size": args.input_size, "model_input": list(vda.model_input_size(*video.shape[1:3], args.input_size)),
         "results": rows,
     }
     if args.out:
-        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-        print(f"wrote {args.out}")
+        out = Path(args.out)
+        print(f"wrote {write_result(out.name, result, out.parent)}")
 
 
 if __name__ == "__main__":

@@ -12,18 +12,18 @@ Writes benchmarks/results/tokenizer_kernel_<device>.json.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
-import re
-import statistics
-import time
+import sys
+from pathlib import Path
 
 import torch
 
 from traction.kernels import frequency_linear_reference, fused_frequency_linear
 from traction.model.encoding import frame_feature_dim
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import device_tag, time_call, utc_now, versions, write_result  # noqa: E402
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -53,17 +53,7 @@ def run_once(impl, x, w, b, dy, backward):
 
 def time_ms(fn, device, warmup, repeats):
     """Median wall time of fn() in milliseconds (CUDA-synchronized on GPU)."""
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    for _ in range(warmup):
-        fn()
-    sync()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+    return 1e3 * time_call(fn, reps=repeats, warmup=warmup, sync_cuda=device.type == "cuda")
 
 
 def peak_mib(fn, device):
@@ -91,23 +81,6 @@ def check_equal(x, w, b, dy):
     return {name: max_rel_err(t, r) for name, t, r in zip(("y", "dW", "db"), out["triton"], out["torch"])}
 
 
-def device_name(device):
-    if device.type != "cuda":
-        return "cpu"
-    return re.sub(r"[^a-z0-9]+", "-", torch.cuda.get_device_name(device).lower()).strip("-")
-
-
-def versions():
-    v = {"python": platform.python_version(), "torch": torch.__version__}
-    try:
-        import triton
-        v["triton"] = triton.__version__
-    except ImportError:
-        v["triton"] = None
-    v["cuda"] = torch.version.cuda
-    return v
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--M", type=int, default=None, help="trajectories per step (default 64*512 on GPU, 1024 on CPU)")
@@ -126,7 +99,7 @@ def main():
         print("no CUDA GPU: the Triton path needs one (TRITON_INTERPRET is for tests); timing only the "
               f"PyTorch twin at M={M}")
     K = args.T * frame_feature_dim(16, True, True, True)
-    print(f"device={device_name(device)} M={M} T={args.T} K={K} Hd={args.Hd} "
+    print(f"device={device_tag(device)} M={M} T={args.T} K={K} Hd={args.Hd} "
           f"(the encoding the twin materializes: {M * K * 4 / 2 ** 20:.0f} MiB in fp32)")
 
     results = []
@@ -145,15 +118,12 @@ def main():
         print(json.dumps(row))
         results.append(row)
 
-    report = {"benchmark": "tokenizer_kernel", "device": device_name(device),
-              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "versions": versions(), "sizes": {"M": M, "T": args.T, "K": K, "Hd": args.Hd},
+    report = {"benchmark": "tokenizer_kernel", "device": device_tag(device), "date": utc_now(),
+              "versions": {**versions(), "cuda": torch.version.cuda},
+              "sizes": {"M": M, "T": args.T, "K": K, "Hd": args.Hd},
               "note": None if on_gpu else "no CUDA GPU: Triton path not timed",
               "results": results}
-    os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, f"tokenizer_kernel_{report['device']}.json")
-    with open(path, "w") as f:
-        json.dump(report, f, indent=2)
+    path = write_result(f"tokenizer_kernel_{report['device']}.json", report, args.out)
     print(f"wrote {path}")
 
 

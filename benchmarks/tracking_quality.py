@@ -10,17 +10,16 @@ and per class, plus the tracking speed. Writes one JSON file with versions and d
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
 import platform
 import sys
 import tempfile
 import time
 
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _common import utc_now, versions, write_result  # noqa: E402
 
 from traction.synth.videos import load_gt, synth_videos  # noqa: E402
 from traction.tracking import load_tracker  # noqa: E402
@@ -28,16 +27,6 @@ from traction.tracking.metrics import average_metrics, tapvid_metrics  # noqa: E
 from traction.video import decode  # noqa: E402
 
 HEADLINE = ("delta_avg", "occlusion_accuracy", "average_jaccard")
-
-
-def versions() -> dict:
-    import av
-    import cv2
-
-    import traction
-
-    return {"traction": traction.__version__, "python": platform.python_version(), "numpy": np.__version__,
-            "opencv": cv2.__version__, "av": av.__version__, "platform": platform.platform()}
 
 
 def run(n: int, seed: int, workdir: str, tracker_name: str = "lk") -> dict:
@@ -80,13 +69,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="traction_tq_") as workdir:
         result = run(args.n, args.seed, workdir)
-    result["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    result["versions"] = versions()
+    result["date"] = utc_now()
+    result["versions"] = {**versions(), "platform": platform.platform()}
     result["metric_notes"] = ("TAP-Vid strided mode: every frame except the query frame; pixels in a 256x256 "
                               "resized frame; thresholds 1,2,4,8,16 px; visibility threshold 0.5")
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=2)
+    out = os.path.abspath(args.out)
+    write_result(os.path.basename(out), result, os.path.dirname(out))
     m = result["metrics"]
     print(f"LK on {args.n} synthetic clips: delta_avg {m['delta_avg']:.3f}  OA {m['occlusion_accuracy']:.3f}  "
           f"AJ {m['average_jaccard']:.3f}  ({result['speed']['frames_per_second']} frames/s)")

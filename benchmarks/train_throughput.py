@@ -12,16 +12,17 @@ Writes benchmarks/results/train_throughput_<device>.json (device, versions, date
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
-import platform
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import device_name, environment, write_result  # noqa: E402
 
 
 def _sync(device):
@@ -60,10 +61,10 @@ def main() -> None:
     steps = args.steps or (20 if device.type == "cuda" else 3)
     K, T, N = args.points, 32, 2500
     rng = np.random.default_rng(0)
-    results = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
-               or platform.machine(), "device_type": device.type, "torch": torch.__version__,
-               "numpy": np.__version__, "cpu_count": os.cpu_count(), "batch": B, "points": K, "frames": T,
-               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "rows": []}
+    env = environment(device)
+    results = {"device": device_name(device), "device_type": device.type, "torch": env["versions"]["torch"],
+               "numpy": env["versions"]["numpy"], "cpu_count": env["cpu_count"], "batch": B, "points": K,
+               "frames": T, "date": env["date"], "environment": env, "rows": []}
 
     # -- batch builder on raw clips of 2500 trajectories
     items = []
@@ -118,9 +119,7 @@ def main() -> None:
         sp = f"{r['speedup_vs_plain']:.2f}" if "speedup_vs_plain" in r else ""
         print(f"{r['what']:38s} {r['s_per_step']:9.3f} {r['clips_per_s']:9.1f} {sp:>8s}")
     out = Path(args.out or Path(__file__).parent / "results" / f"train_throughput_{device.type}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    print(f"wrote {out}")
+    print(f"wrote {write_result(out.name, results, out.parent)}")
 
 
 if __name__ == "__main__":

@@ -16,13 +16,15 @@ import torch
 
 from traction.errors import ConfigError, TractionError
 
+OPSET = 17
+
 
 def _example(T: int, h: int, w: int, batch: int, seed: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     return torch.randn(batch, T, 3, h, w, generator=g)
 
 
-def export_vda(model, path, T: int = 32, h: int = 518, w: int = 518, *, batch: int = 1, opset: int = 17) -> Path:
+def export_vda(model, path, T: int = 32, h: int = 518, w: int = 518, *, batch: int = 1, opset: int = OPSET) -> Path:
     """Write ``model`` (a ``VideoDepthAnything``) to ``path`` as ONNX for T frames of h x w."""
     if h % 14 or w % 14 or not 1 <= T <= 32:
         raise ConfigError(f"export size T={T}, {h}x{w}: need 1 <= T <= 32 and h, w multiples of 14")

@@ -10,8 +10,9 @@ import pytest
 from tests.conftest import REPO, TINY
 from traction.cli import main
 
-FAST = ["--epochs", "2", "--batch-size", "32", "--points", "32", "--device", "cpu", "--quiet"] + TINY + \
-       ["model.num_frames=16"]
+FLAGS = ["--batch-size", "32", "--points", "32", "--device", "cpu", "--quiet"]
+OVERRIDES = TINY + ["model.num_frames=16"]
+FAST = ["--epochs", "2"] + FLAGS + OVERRIDES
 
 
 def _json_out(capsys):
@@ -41,8 +42,8 @@ def test_finetune_writes_a_complete_run(finetuned):
 
 def test_json_output_and_learning(synth_store, tmp_path, capsys):
     run = tmp_path / "ft"
-    assert main(["finetune", "--data", str(synth_store), "--out", str(run), "--json"] + FAST[:-len(TINY) - 1]
-                + ["--epochs", "4", "optim.lr=1e-3"] + TINY + ["model.num_frames=16"]) == 0
+    assert main(["finetune", "--data", str(synth_store), "--out", str(run), "--json", "--epochs", "4"] + FLAGS
+                + ["optim.lr=1e-3"] + OVERRIDES) == 0
     res = _json_out(capsys)
     for key in ("top1", "top5", "mean_class_acc", "num_clips", "per_class_acc"):
         assert key in res
@@ -56,8 +57,8 @@ def test_pretrain_then_finetune_from_it(synth_store, tmp_path, capsys):
     res = _json_out(capsys)
     assert res["loss"] > 0 and json.loads((pre / "best.json").read_text())["kind"] == "mae"
     ft = tmp_path / "ft"
-    assert main(["finetune", "--data", str(synth_store), "--out", str(ft), "--init", str(pre)] + FAST[:2]
-                + ["1"] + FAST[2:]) == 0
+    assert main(["finetune", "--data", str(synth_store), "--out", str(ft), "--init", str(pre), "--epochs", "1"]
+                + FLAGS + OVERRIDES) == 0
     # the encoder really came from the pretraining run
     from safetensors.torch import load_file
     pre_w = load_file(str(pre / "last.safetensors"))
@@ -75,9 +76,9 @@ def test_pretrain_then_finetune_from_it(synth_store, tmp_path, capsys):
 
 def test_resume_continues_where_it_stopped(synth_store, tmp_path, capsys):
     run = tmp_path / "r"
-    args = ["finetune", "--data", str(synth_store), "--out", str(run)] + FAST
-    assert main(args[:4] + ["--epochs", "1"] + FAST[2:]) == 0
-    assert main(args + ["--resume"]) == 0
+    args = ["finetune", "--data", str(synth_store), "--out", str(run)]
+    assert main(args + ["--epochs", "1"] + FLAGS + OVERRIDES) == 0
+    assert main(args + ["--epochs", "2", "--resume"] + FLAGS + OVERRIDES) == 0
     evals = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines() if '"eval"' in l]
     assert [e["epoch"] for e in evals] == [1, 2]
     assert evals[1]["step"] == 2 * evals[0]["step"]
@@ -166,8 +167,8 @@ def test_store_written_halfway(synth_store, tmp_path, capsys):
 
 
 def test_non_finite_loss_stops_with_a_clear_message(synth_store, tmp_path, capsys):
-    assert main(["finetune", "--data", str(synth_store), "--out", str(tmp_path / "nan"), "optim.lr=1e30",
-                 "grad_clip=0"] + FAST) == 1
+    assert main(["finetune", "--data", str(synth_store), "--out", str(tmp_path / "nan")] + FAST
+                + ["optim.lr=1e30", "grad_clip=0"]) == 1
     assert "non-finite loss" in _err(capsys)[-1]
 
 

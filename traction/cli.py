@@ -129,7 +129,7 @@ def cmd_classify(args) -> int:
     from traction.engine import Engine
 
     eng = Engine(checkpoint=args.checkpoint, tracker=args.tracker, depth=args.depth, device=args.device,
-                 weights_dir=args.weights_dir, points=args.points)
+                 weights_dir=args.weights_dir, points=args.points, backend=args.backend)
     preds = eng.classify(args.video, top_k=args.top_k)
     if args.json:
         _print_json({"video": args.video, "predictions": preds})
@@ -244,6 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights-dir", help="directory with tracker/depth weights")
     p.add_argument("--points", type=int, default=2500)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--backend", choices=("torch", "onnx", "tensorrt"), default="torch",
+                   help="where the tracker, depth and classifier networks run: torch, onnx (onnxruntime) or "
+                        "tensorrt (fp16 engines; needs TensorRT and a GPU) (default torch)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_classify)
 

@@ -3,6 +3,7 @@
     engine = traction.Engine(checkpoint="run/finetune/best", tracker="lk", depth="none", device="cpu")
     traj = engine.extract("clip.mp4")               # traction.Trajectories
     preds = engine.classify("clip.mp4", top_k=5)    # [{"label", "probability", "index"}, ...]
+    engine = traction.Engine(..., backend="onnx")   # tracker, depth and classifier networks in onnxruntime
     for p in engine.classify_stream(frames):        # frames: iterable of HxWx3 uint8 arrays
         ...                                         # one StreamPrediction per stride of frames
 
@@ -38,7 +39,8 @@ class StreamPrediction:
 class Engine:
     def __init__(self, checkpoint: str, *, tracker: str = "lk", depth: str = "none", device: str = "cpu",
                  weights_dir: Optional[str] = None, points: int = 2500, sampling: str = "all",
-                 max_side: Optional[int] = None, seed: int = 0, backend: str = "torch"):
+                 max_side: Optional[int] = None, seed: int = 0, backend: str = "torch",
+                 depth_input_size: int = 518):
         from traction.extract.pipeline import ExtractConfig, load_models
         from traction.model.checkpoint import load_checkpoint
         from traction.train.loop import resolve_device
@@ -52,26 +54,18 @@ class Engine:
         self.labels: List[str] = list(meta.get("labels") or [])
         self.num_frames = model.cfg.num_frames
         self.use_depth = model.cfg.use_depth and depth != "none"
-        if backend not in ("torch", "onnx"):
-            raise TractionError(f"backend {backend!r}: choose torch or onnx")
-        self._onnx = self._onnx_session(model) if backend == "onnx" else None
+        # One backend for every network (tracker, depth, classifier); see traction.runtime.
         self.config = ExtractConfig(tracker=tracker, depth=depth, weights_dir=weights_dir, points=points,
                                     frames=self.num_frames, sampling=sampling, max_side=max_side,
-                                    device=str(self.device), seed=seed).validate()
+                                    device=str(self.device), seed=seed, backend=backend,
+                                    depth_input_size=depth_input_size).validate()
+        self.backend = backend
+        self._network = None
+        if backend != "torch":
+            from traction.runtime import classifier_network
+
+            self._network = classifier_network(model, backend, self.device, points=points)
         self.tracker, self.depth_model = load_models(self.config)
-
-    @staticmethod
-    def _onnx_session(model):
-        """Export the classifier to a temporary ONNX file and open it in onnxruntime."""
-        import tempfile
-
-        import onnxruntime as ort
-
-        from traction.export.classifier import export_onnx
-
-        path = tempfile.NamedTemporaryFile(suffix=".onnx", delete=False).name
-        export_onnx(model, path, points=256)
-        return ort.InferenceSession(path, providers=ort.get_available_providers())
 
     # ------------------------------------------------------------------ extraction
     def extract(self, video: Union[str, np.ndarray], *, fps: float = 0.0, clip_id: Optional[str] = None
@@ -82,7 +76,7 @@ class Engine:
         return extract_clip(video, tracker=self.tracker, depth_model=self.depth_model, points=cfg.points,
                             frames=cfg.frames, sampling=cfg.sampling_policy(), max_side=cfg.max_side,
                             seed=cfg.seed, clip_id=clip_id or "stream", decoder=cfg.decoder,
-                            device=cfg.device, fps=fps)
+                            device=cfg.device, fps=fps, depth_input_size=cfg.depth_input_size)
 
     # ------------------------------------------------------------------ classification
     @torch.no_grad()
@@ -90,9 +84,9 @@ class Engine:
         if traj.num_frames != self.num_frames:
             traj = traj.resample(self.num_frames)
         x = torch.from_numpy(traj.to_model_input(use_depth=self.use_depth))[None]  # (1, N, T, 4)
-        if self._onnx is not None:
-            pm = np.zeros(x.shape[:2], dtype=bool)
-            return torch.from_numpy(self._onnx.run(None, {"x": x.numpy(), "padding_mask": pm})[0])
+        if self._network is not None:
+            pm = torch.zeros(x.shape[:2], dtype=torch.bool)                         # (1, N) no padding
+            return self._network(x=x, padding_mask=pm)[0].float().cpu()
         return self.model(x.to(self.device)).float().cpu()
 
     def classify_trajectories(self, traj: Trajectories, top_k: int = 5) -> List[Dict]:

@@ -1,7 +1,7 @@
 """``traction extract``: videos -> a trajectory store (design.md "Interfaces", "Extraction").
 
     traction extract VIDEO... | --list FILE --out CACHE [--tracker lk|cotracker3] [--depth none|vda-s|...]
-                     [--workers N] [--ray ADDRESS] ...
+                     [--backend torch|onnx|tensorrt] [--workers N] [--ray ADDRESS] ...
 
 Exit status: 0 when every input was extracted (or already in the store), 1 when any input failed
 (each is in CACHE/errors.jsonl; the rest completed), 2 for unusable arguments, 130 on Ctrl-C
@@ -14,7 +14,7 @@ import sys
 from typing import Any, List, Optional
 
 from traction.errors import ConfigError, TractionError
-from traction.extract.pipeline import DECODERS, DEPTH_MODELS, SAMPLING_KINDS, TRACKERS, ExtractConfig
+from traction.extract.pipeline import BACKENDS, DECODERS, DEPTH_MODELS, SAMPLING_KINDS, TRACKERS, ExtractConfig
 
 EPILOG = """\
 inputs: video files, directories (searched recursively), globs ('data/**/*.mp4'), or --list FILE
@@ -28,6 +28,7 @@ when any input failed.
 examples:
   traction extract videos/ --out cache/ --tracker lk --depth none --workers 2
   traction extract --list train.txt --out cache/ --tracker cotracker3 --depth vda-s --device cuda
+  traction extract --list train.txt --out cache/ --tracker cotracker3 --depth vda-b --device cuda --backend tensorrt
   traction extract --list train.txt --out cache/ --ray auto --workers 16 --device cuda
 """
 
@@ -62,6 +63,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="depth model; none gives 2D trajectories (default: none)")
     g.add_argument("--weights-dir", metavar="DIR", help="directory holding the official checkpoints")
     g.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    g.add_argument("--backend", choices=BACKENDS, default="torch",
+                   help="where the tracker and depth networks run: torch, onnx (onnxruntime; exported once "
+                        "into $TRACTION_CACHE) or tensorrt (fp16 engine, needs TensorRT and a GPU) (default: torch)")
+    g.add_argument("--depth-input-size", type=_positive, default=518, metavar="PX",
+                   help="short side of the depth network's input in px, rounded to a multiple of 14 (default: 518)")
     g = p.add_argument_group("trajectories")
     g.add_argument("--points", type=_positive, default=2500, help="trajectories per clip (default: 2500)")
     g.add_argument("--frames", type=_positive, default=32, help="frames per trajectory after resampling (default: 32)")
@@ -102,7 +108,8 @@ def config_from_args(args: argparse.Namespace) -> ExtractConfig:
     return ExtractConfig(tracker=args.tracker, depth=args.depth, weights_dir=args.weights_dir,
                          points=args.points, frames=args.frames, sampling=args.sampling, stride=args.stride,
                          max_stride=args.max_stride, max_side=args.max_side, decoder=args.decoder,
-                         device=args.device, seed=args.seed).validate()
+                         device=args.device, seed=args.seed, backend=args.backend,
+                         depth_input_size=args.depth_input_size).validate()
 
 
 def _check_device(device: str) -> None:
@@ -113,6 +120,15 @@ def _check_device(device: str) -> None:
 
         if not torch.cuda.is_available():
             raise ConfigError(f"--device {device}: no CUDA device is available on this machine")
+
+
+def _check_backend(config: ExtractConfig) -> None:
+    """Fail before any worker starts when the chosen backend cannot run here (LK with no depth
+    model has no network, so any backend will do)."""
+    if config.backend != "torch" and (config.tracker != "lk" or config.depth != "none"):
+        from traction.runtime import require_backend
+
+        require_backend(config.backend, config.device)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -131,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
                               shard_size=args.shard_size, progress=progress)
         else:
             _check_device(config.device)
+            _check_backend(config)
             from traction.extract.runner import run_local
 
             summary = run_local(jobs, problems, args.out, config, workers=args.workers,

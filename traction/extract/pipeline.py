@@ -26,6 +26,7 @@ TRACKERS = ("lk", "cotracker3")
 DEPTH_MODELS = ("none", "vda-s", "vda-b", "vda-l")
 SAMPLING_KINDS = ("all", "stride", "adaptive")
 DECODERS = ("pyav", "dali", "auto")
+BACKENDS = ("torch", "onnx", "tensorrt")   # = traction.runtime.BACKENDS (not imported: it loads torch)
 
 # Below this many pixels per side a tracker has nothing to follow (LK's pyramid and CoTracker's
 # stride-4 feature maps both collapse); such a clip is a bad input, not a silent blank record.
@@ -51,6 +52,8 @@ class ExtractConfig:
     decoder: str = "pyav"
     device: str = "cpu"
     seed: int = 0
+    backend: str = "torch"         # torch | onnx | tensorrt: where the tracker and depth networks run
+    depth_input_size: int = 518    # short side of the depth network's input (VDA's input_size)
 
     def validate(self) -> "ExtractConfig":
         if self.tracker not in TRACKERS:
@@ -61,6 +64,10 @@ class ExtractConfig:
             raise ConfigError(f"--sampling {self.sampling!r}: unknown (choose from {', '.join(SAMPLING_KINDS)})")
         if self.decoder not in DECODERS:
             raise ConfigError(f"--decoder {self.decoder!r}: unknown (choose from {', '.join(DECODERS)})")
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"--backend {self.backend!r}: unknown (choose from {', '.join(BACKENDS)})")
+        if self.depth_input_size < 14:
+            raise ConfigError(f"--depth-input-size {self.depth_input_size}: must be at least 14 (one ViT patch)")
         if self.points < 1:
             raise ConfigError(f"--points {self.points}: at least 1 trajectory per clip is needed")
         if self.frames < 2:
@@ -77,7 +84,8 @@ class ExtractConfig:
         """The settings recorded once in the store header (store.json)."""
         return {"tracker": self.tracker, "depth_model": self.depth, "points": self.points,
                 "frames": self.frames, "sampling": self.sampling, "stride": self.stride,
-                "max_stride": self.max_stride, "max_side": self.max_side, "seed": self.seed}
+                "max_stride": self.max_stride, "max_side": self.max_side, "seed": self.seed,
+                "depth_input_size": self.depth_input_size}
 
     def sampling_policy(self) -> Any:
         from traction.video import SamplingPolicy
@@ -162,14 +170,15 @@ def extract_clip(path_or_frames: Union[str, os.PathLike, np.ndarray], *, tracker
                  points: int = 2500, frames: int = 32, sampling: Any = None,
                  max_side: Optional[int] = None, seed: int = 0, clip_id: Optional[str] = None,
                  decoder: str = "pyav", device: str = "cpu", fps: float = 0.0,
-                 meta: Optional[Dict[str, Any]] = None) -> Trajectories:
+                 meta: Optional[Dict[str, Any]] = None, depth_input_size: int = 518) -> Trajectories:
     """Trajectories of one clip, resampled to ``frames`` samples in time.
 
     path_or_frames: a video file, or decoded frames (T, H, W, 3) uint8 RGB (sampled and resized
     like a file; ``fps`` gives their rate, default 30). ``seed`` is the global seed; the
     clip's own seed is ``clip_seed(seed, clip_id)`` (clip_id defaults to the file name).
     ``meta``, when given, is filled with the source, decoder, tracker, depth model, decoded
-    size and frame count, the clip seed and the seconds spent per stage.
+    size and frame count, the clip seed and the seconds spent per stage. ``depth_input_size`` is
+    the depth model's ``input_size`` (short side of its network input).
 
     Raises TractionError subclasses (VideoError for unusable input); any exception leaving here
     carries ``.traction_stage`` in ("decode", "track", "depth") when it could be tagged.
@@ -203,7 +212,8 @@ def extract_clip(path_or_frames: Union[str, os.PathLike, np.ndarray], *, tracker
     depth = None
     if depth_model is not None:
         with _stage("depth", timings):
-            depth_maps = _numpy(depth_model.predict(video_frames)).astype(np.float32)  # (T_dec, Hd, Wd)
+            depth_maps = _numpy(depth_model.predict(video_frames, input_size=depth_input_size))
+            depth_maps = depth_maps.astype(np.float32)                         # (T_dec, Hd, Wd)
     # Lifting belongs to the depth stage of the error log; without depth it is the tracker's output.
     with _stage("lift", timings, tag="depth" if depth_model is not None else "track"):
         if depth_model is not None:
@@ -226,16 +236,18 @@ def load_models(config: ExtractConfig) -> Tuple[Any, Any]:
     """(tracker, depth model or None) for ``config``, loaded once per worker.
 
     Checkpoints are found by ``traction.weights`` (``--weights-dir``, then its cache, then a
-    download from the published address), as the registries do for every caller."""
+    download from the published address), as the registries do for every caller. ``backend``
+    picks where the networks run (``traction.runtime``); LK has none and ignores it."""
     from traction import tracking
 
     tracker = tracking.load_tracker(config.tracker, mode="offline", device=config.device,
-                                    weights_dir=config.weights_dir)
+                                    weights_dir=config.weights_dir, backend=config.backend)
     if config.depth == "none":  # 2D trajectories: no need to import the depth networks
         return tracker, None
     from traction import depth
 
-    depth_model = depth.load_depth(config.depth, device=config.device, weights_dir=config.weights_dir)
+    depth_model = depth.load_depth(config.depth, device=config.device, weights_dir=config.weights_dir,
+                                   backend=config.backend)
     return tracker, depth_model
 
 
@@ -255,7 +267,8 @@ class Extractor:
             result.trajectories = extract_clip(
                 job.path, tracker=self.tracker, depth_model=self.depth_model, points=cfg.points,
                 frames=cfg.frames, sampling=self.sampling, max_side=cfg.max_side, seed=cfg.seed,
-                clip_id=job.clip_id, decoder=cfg.decoder, device=cfg.device, meta=meta)
+                clip_id=job.clip_id, decoder=cfg.decoder, device=cfg.device, meta=meta,
+                depth_input_size=cfg.depth_input_size)
         except Exception as e:  # a bad clip must not stop the bulk run (design.md "Errors")
             result.stage = getattr(e, "traction_stage", "decode")
             result.reason = one_line(e)

@@ -48,7 +48,7 @@ CLASSES: List[str] = [name for pair in CHIRAL_PAIRS for name in pair] + SYMMETRI
 _REVERSAL_OF = {b: a for a, b in CHIRAL_PAIRS}   # class -> class whose reversed clips it is
 
 HEIGHT, WIDTH, FPS = 240, 320, 12.0
-GENERATOR_VERSION = 2  # bump when clips for a given seed change
+GENERATOR_VERSION = 3  # bump when clips for a given seed change
 
 
 # ---------------------------------------------------------------------- scene pieces
@@ -95,9 +95,9 @@ def _class_motion(rng: np.random.Generator, label: str, s: np.ndarray, u: np.nda
             depth_gain = scale  # image size and inverse depth both scale as 1 / distance
     elif label == "rotate_cw":
         # With y pointing down, a positive angle in the usual rotation matrix turns clockwise on screen.
-        angle = rng.uniform(0.5, 1.25) * np.pi * c
+        angle = rng.uniform(1.0, 1.5) * np.pi * c
     elif label == "shake":
-        amp, cycles, phase = rng.uniform(15, 30), rng.uniform(2, 4), rng.uniform(0, 2 * np.pi)
+        amp, cycles, phase = rng.uniform(20, 35), rng.uniform(2, 3), rng.uniform(0, 2 * np.pi)
         d = rng.normal(0, 1, 2)
         d /= np.linalg.norm(d) + 1e-9
         wave = amp * np.sin(2 * np.pi * cycles * u + phase) * np.sin(np.pi * u)  # zero outside the window
@@ -125,8 +125,8 @@ def _simulate(rng: np.random.Generator, label: str, points: int, frames: int,
         return (world - centre) * cam_scale[None, :, None] + centre + cam_shift[None]
 
     # Object: shape, mid-motion centre, class motion in a random window [t0, t0 + dur].
-    n_obj = int(np.clip(round(N * rng.uniform(0.3, 0.5)), 1, max(N - 1, 1)))
-    radius = rng.uniform(0.1, 0.2) * min(H, W)
+    n_obj = int(np.clip(round(N * rng.uniform(0.4, 0.6)), 1, max(N - 1, 1)))
+    radius = rng.uniform(0.15, 0.25) * min(H, W)
     offsets = _object_offsets(rng, n_obj, radius)             # (n_obj, 2)
     mid = np.array([rng.uniform(0.3, 0.7) * W, rng.uniform(0.3, 0.7) * H])
     dur = rng.uniform(0.4, 0.85) * (T - 1)

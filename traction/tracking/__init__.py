@@ -2,6 +2,7 @@
 
     tracker = load_tracker("lk")                                   # no weights needed
     tracker = load_tracker("cotracker3", weights="scaled_offline.pth", mode="offline", device="cuda")
+    tracker = load_tracker("cotracker3", backend="onnx")            # network in onnxruntime (traction.runtime)
     queries = sample_queries(2500, T, H, W, seed)                  # (N, 3) = (t, x, y)
     xy, vis = tracker.track(video, queries)                        # (N, T, 2), (N, T)
 
@@ -32,16 +33,31 @@ def _load_lk(weights: Optional[str], mode: str, device: str, **kw: Any) -> LKTra
 
 
 def load_tracker(name: str, *, weights: Optional[str] = None, mode: str = "offline",
-                 device: str = "cpu", **kw: Any) -> Tracker:
+                 device: str = "cpu", backend: str = "torch", **kw: Any) -> Tracker:
     """The tracker registered as ``name`` ("lk" or "cotracker3"), ready to ``track``.
 
     ``weights`` is the checkpoint of a learned tracker (None: it looks in its weights cache);
-    ``mode`` is "offline" (whole clip) or "online" (sliding windows) for CoTracker3; ``kw`` go to
-    the tracker (for "lk": win_size, levels, fb_threshold, ...).
+    ``mode`` is "offline" (whole clip) or "online" (sliding windows) for CoTracker3; ``backend``
+    ("torch", "onnx", "tensorrt") runs CoTracker3's offline network exported (``traction.runtime``;
+    LK has no network and ignores it); ``kw`` go to the tracker (for "lk": win_size, levels, ...).
     """
+    if backend != "torch":                    # keep the default path free of the runtime's imports
+        from traction.runtime import check_backend
+
+        check_backend(backend)
     if name == "lk":
         return _load_lk(weights, mode, device, **kw)
     if name == "cotracker3":
+        if backend != "torch":
+            from traction import runtime
+
+            if mode != "offline":
+                raise ConfigError(f"tracker 'cotracker3' backend {backend!r}: only the offline network is "
+                                  f"exported; use mode='offline' or backend 'torch'")
+            runtime.require_backend(backend, device)     # fail before reading the weights
+            # The torch network is only traced for export, so it is loaded on the CPU.
+            tracker = load_tracker(name, weights=weights, mode=mode, device="cpu", **kw)
+            return runtime.exported_tracker(tracker, backend, device=device)
         try:
             module = importlib.import_module("traction.tracking.cotracker3")
         except ImportError as err:
