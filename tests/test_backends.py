@@ -14,17 +14,15 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from tests.conftest import official_checkpoint, read_fixture
 from traction.errors import ConfigError, TractionError
 
-SHARED = Path(os.environ.get("TRACTION_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
-PARITY = SHARED if (SHARED / "weights.py").exists() else SHARED / "parity"
 FIXTURES = {"cotracker3": "cotracker3_offline", "vits": "vda_vits"}
 OFFICIAL_NAMES = {"cotracker3": "scaled_offline.pth", "vits": "video_depth_anything_vits.pth"}
 
@@ -36,29 +34,10 @@ FRAMES, HEIGHT, WIDTH, POINTS = 8, 48, 64, 30
 DEPTH_INPUT = 28                           # VDA network input 28 x 42 for a 48 x 64 clip: fast on a CPU
 
 
-def _weights_module():
-    path = PARITY / "weights.py"
-    if not path.is_file():
-        pytest.skip(f"parity weight rule not found at {path} (set TRACTION_SHARED)")
-    spec = importlib.util.spec_from_file_location("parity_weights", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def _official_checkpoint(model: str, directory: Path) -> Path:
     """Synthetic weights saved as the official checkpoint: a plain state dict under its file name."""
-    from safetensors import safe_open
-
-    fixture = PARITY / f"{FIXTURES[model]}.safetensors"
-    if not fixture.is_file():
-        pytest.skip(f"parity fixture not found at {fixture} (set TRACTION_SHARED)")
-    with safe_open(str(fixture), "pt") as f:
-        meta = json.loads(f.metadata()["json"])
-    spec = {k: (tuple(s), d) for k, (s, d) in meta["spec"].items()}
-    path = directory / OFFICIAL_NAMES[model]
-    torch.save(_weights_module().synthetic_state_dict(spec), path)
-    return path
+    _, _, spec = read_fixture(FIXTURES[model])
+    return official_checkpoint(spec, directory / OFFICIAL_NAMES[model])
 
 
 @pytest.fixture(scope="module")

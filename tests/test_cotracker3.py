@@ -8,29 +8,19 @@ the public loader, so the whole path a user takes is covered.
 from __future__ import annotations
 
 import importlib.util
-import json
 import math
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from tests.conftest import PARITY, REPO, official_checkpoint, read_fixture, synthetic_state_dict
 from traction.errors import CheckpointError, InvalidTrajectories, TractionError, VideoError
 from traction.tracking import cotracker3
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _parity_dir() -> Path:
-    root = Path(os.environ.get("TRACTION_SHARED", REPO.parent / "shared"))
-    return root if (root / "weights.py").exists() else root / "parity"
-
-
-PARITY = _parity_dir()
 needs_parity = pytest.mark.skipif(not (PARITY / "cotracker3_offline.safetensors").exists(),
                                   reason=f"parity fixtures not found at {PARITY} (set TRACTION_SHARED)")
 
@@ -46,23 +36,6 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
-
-
-def _synthetic_weights():
-    spec_ = importlib.util.spec_from_file_location("parity_weights", PARITY / "weights.py")
-    mod = importlib.util.module_from_spec(spec_)
-    spec_.loader.exec_module(mod)
-    return mod.synthetic_state_dict
-
-
-def _fixture(name: str):
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-    path = PARITY / f"cotracker3_{name}.safetensors"
-    with safe_open(str(path), "pt") as f:
-        meta = json.loads(f.metadata()["json"])
-    spec = {k: (tuple(s), d) for k, (s, d) in meta["spec"].items()}
-    return load_file(str(path)), meta, spec
 
 
 def _close(actual, expected, atol, what):
@@ -82,10 +55,8 @@ def _video(t):
 
 @pytest.fixture(scope="module")
 def offline(tmp_path_factory):
-    t, meta, spec = _fixture("offline")
-    sd = _synthetic_weights()(spec)
-    path = tmp_path_factory.mktemp("ct3") / "scaled_offline.pth"
-    torch.save(sd, path)                                    # official layout: a plain state dict
+    t, meta, spec = read_fixture("cotracker3_offline")
+    path = official_checkpoint(spec, tmp_path_factory.mktemp("ct3") / "scaled_offline.pth")
     tracker = cotracker3.load(weights=path, mode="offline")
     out = tracker.predict(_video(t), t["queries"], backward_tracking=True)
     return t, spec, tracker, out
@@ -93,8 +64,8 @@ def offline(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def online(tmp_path_factory):
-    t, meta, spec = _fixture("online")
-    sd = _synthetic_weights()(spec)
+    t, meta, spec = read_fixture("cotracker3_online")
+    sd = synthetic_state_dict(spec)
     path = tmp_path_factory.mktemp("ct3") / "scaled_online.pth"
     torch.save({"model": sd}, path)                         # training-checkpoint layout
     tracker = cotracker3.load(weights=path, mode="online")
@@ -211,8 +182,8 @@ def test_track_numpy_interface_matches_predict(offline):
 
 @needs_parity
 def test_checkpoint_with_missing_key_is_rejected(tmp_path):
-    _, _, spec = _fixture("online")
-    sd = _synthetic_weights()(spec)
+    _, _, spec = read_fixture("cotracker3_online")
+    sd = synthetic_state_dict(spec)
     del sd["updateformer.virual_tracks"]
     path = tmp_path / "broken.pth"
     torch.save(sd, path)
@@ -222,9 +193,9 @@ def test_checkpoint_with_missing_key_is_rejected(tmp_path):
 
 @needs_parity
 def test_offline_checkpoint_in_online_mode_is_rejected():
-    _, _, spec = _fixture("offline")
+    _, _, spec = read_fixture("cotracker3_offline")
     with pytest.raises(CheckpointError, match="time_emb"):
-        cotracker3.load(state_dict=_synthetic_weights()(spec), mode="online", window_len=16)
+        cotracker3.load(state_dict=synthetic_state_dict(spec), mode="online", window_len=16)
 
 
 def test_missing_checkpoint_file_is_a_clear_error(tmp_path):

@@ -6,7 +6,7 @@ import pytest
 
 from traction.errors import ConfigError
 from traction.store import open_store
-from traction.synth.trajectories import (CHIRAL_PAIRS, CLASSES, clip_rng, main, make_clip, register_cli,
+from traction.synth.trajectories import (CHIRAL_PAIRS, CLASSES, DEFAULT_CLASSES, clip_rng, main, make_clip, register_cli,
                                          synth_trajectories)
 
 
@@ -58,7 +58,7 @@ def test_resume_appends_missing_clips_only(tmp_path):
 def test_classes_splits_shapes_and_dtypes(tmp_path):
     store = synth_trajectories(tmp_path / "s", 120, seed=0, points=40, frames=32, progress=False,
                                val_fraction=0.1)
-    assert len(CLASSES) >= 10 and store.labels == sorted(CLASSES)
+    assert len(DEFAULT_CLASSES) >= 10 and store.labels == sorted(DEFAULT_CLASSES)
     assert store.splits() == ["test", "train", "val"]
     assert 0.1 <= len(store.indices("test")) / len(store) <= 0.3
     assert store.verify() == []

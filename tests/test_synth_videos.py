@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from traction import ops
-from traction.synth.trajectories import CLASSES, clip_rng
+from traction.synth.trajectories import DEFAULT_CLASSES, clip_rng
 from traction.synth.videos import DEPTH_OCCLUDER, load_gt, main, render_clip, synth_videos
 from traction.tracking import LKTracker
 from traction.video import decode
@@ -103,7 +103,7 @@ def test_synth_videos_writes_list_videos_and_gt(tmp_path):
     assert len(lines) == 13
     for i, line in enumerate(lines):
         path, label, split = line.split()
-        assert path == f"clip_{i:05d}.mp4" and label == CLASSES[i % len(CLASSES)]
+        assert path == f"clip_{i:05d}.mp4" and label == DEFAULT_CLASSES[i % len(DEFAULT_CLASSES)]
         assert split in ("train", "test")
         assert os.path.isfile(out / path)
     gt = load_gt(str(out), "clip_00004")
@@ -111,7 +111,7 @@ def test_synth_videos_writes_list_videos_and_gt(tmp_path):
     t_total = video.num_frames
     assert 8 <= t_total <= 10 and video.frames.shape[1:] == (120, 160, 3) and video.fps == pytest.approx(12)
     assert gt["xy"].shape == (16, t_total, 2) and gt["depth_maps"].shape == (t_total, 120, 160)
-    assert str(gt["label"]) == CLASSES[4]
+    assert str(gt["label"]) == DEFAULT_CLASSES[4]
     # same seed, same data; another seed, other data
     again = synth_videos(tmp_path / "again", 13, seed=5, frames=(8, 10), points=16, progress=False)
     assert open(again).read() == open(list_path).read()

@@ -6,22 +6,18 @@ skip when absent. ``slow`` (minutes on 2 cores): vitb whole-video inference, vit
 """
 from __future__ import annotations
 
-import importlib.util
-import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from tests.conftest import official_checkpoint, read_fixture, synthetic_state_dict
 from traction.depth import vda
 from traction.depth.vda import infer
 from traction.depth.vda.attention import attend
 from traction.errors import CheckpointError, VideoError, WeightsNotFound
 
-SHARED = Path(os.environ.get("TRACTION_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
-PARITY = SHARED / "parity"
 FIXTURES = {"vits": "vda_vits", "vitb": "vda_vitb", "vitl": "vda_vitl_small"}
 NAMES = {"vits": "vda-s", "vitb": "vda-b", "vitl": "vda-l"}
 SMALL_ATOL = 2e-4           # README tolerances (observed spread of the official code)
@@ -29,39 +25,14 @@ INFER_ATOL, INFER_RTOL = 5e-4, 1e-4
 INFER518_ATOL = 1e-3
 
 
-def _weights_module():
-    path = PARITY / "weights.py"
-    if not path.is_file():
-        pytest.skip(f"parity weight rule not found at {path} (set TRACTION_SHARED)")
-    spec = importlib.util.spec_from_file_location("parity_weights", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def _fixture(encoder: str):
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    path = PARITY / f"{FIXTURES[encoder]}.safetensors"
-    if not path.is_file():
-        pytest.skip(f"parity fixture not found at {path} (set TRACTION_SHARED)")
-    meta = json.loads(safe_open(str(path), "pt").metadata()["json"])
-    spec = {k: (tuple(s), d) for k, (s, d) in meta["spec"].items()}
-    return load_file(str(path)), meta, spec
-
-
 def _official_checkpoint(encoder: str, spec: dict, directory: Path) -> Path:
-    """Synthetic weights saved the way the official checkpoints are: a plain torch state dict."""
-    path = directory / f"video_depth_anything_{encoder}.pth"
-    if not path.exists():
-        torch.save(_weights_module().synthetic_state_dict(spec), path)
-    return path
+    """Synthetic weights under the official file name."""
+    return official_checkpoint(spec, directory / f"video_depth_anything_{encoder}.pth")
 
 
 @pytest.fixture(scope="module")
 def vits(tmp_path_factory):
-    tensors, meta, spec = _fixture("vits")
+    tensors, meta, spec = read_fixture(FIXTURES["vits"])
     path = _official_checkpoint("vits", spec, tmp_path_factory.mktemp("vda"))
     return vda.load("vda-s", weights=path), tensors, path
 
@@ -93,7 +64,7 @@ def _record_windows(model):
 @pytest.mark.parametrize("encoder", ["vits", "vitb", "vitl"])
 def test_state_dict_matches_official_spec(encoder):
     """Keys, shapes, dtypes and order equal the official state_dict (so official .pth load strictly)."""
-    _, meta, spec = _fixture(encoder)
+    _, meta, spec = read_fixture(FIXTURES[encoder])
     with torch.device("meta"):
         model = vda.build(NAMES[encoder])
     got = {k: (tuple(v.shape), str(v.dtype).replace("torch.", "")) for k, v in model.state_dict().items()}
@@ -104,7 +75,7 @@ def test_state_dict_matches_official_spec(encoder):
 
 @pytest.mark.parametrize("encoder", ["vits", "vitb", "vitl"])
 def test_small_forward_matches_official(encoder, tmp_path):
-    tensors, _, spec = _fixture(encoder)
+    tensors, _, spec = read_fixture(FIXTURES[encoder])
     model = vda.load(NAMES[encoder], weights=_official_checkpoint(encoder, spec, tmp_path))
     with torch.inference_mode():
         depth = model(tensors["small_input"])
@@ -194,7 +165,7 @@ def test_infer_matches_official_518(vits):
 
 @pytest.mark.slow
 def test_infer_matches_official_vitb(tmp_path):
-    t, _, spec = _fixture("vitb")
+    t, _, spec = read_fixture(FIXTURES["vitb"])
     model = vda.load("vda-b", weights=_official_checkpoint("vitb", spec, tmp_path))
     _check_infer(model, t, t["frames"].numpy(), "infer", 280, {"video": 4, "window": (4, 8)}, INFER_ATOL, 2)
 
@@ -265,7 +236,7 @@ def _tiny_model(**kw):
     """vits with the deterministic synthetic weights (non-degenerate outputs, no file needed)."""
     model = vda.build("vda-s", **kw)
     spec = {k: (tuple(v.shape), "float32") for k, v in model.state_dict().items()}
-    model.load_state_dict(_weights_module().synthetic_state_dict(spec), strict=True)
+    model.load_state_dict(synthetic_state_dict(spec), strict=True)
     return model.eval()
 
 

@@ -27,7 +27,7 @@ import numpy as np
 from traction.errors import ConfigError, TractionError
 from traction.extract.inputs import InputProblem, Job
 from traction.extract.pipeline import ClipResult, ExtractConfig, Extractor, one_line
-from traction.extract.runner import Sink, Summary, open_writer
+from traction.extract.runner import Summary, open_run
 from traction.trajectories import Trajectories
 
 # CPUs each actor reserves (see the module docstring for why it is a fraction).
@@ -134,42 +134,34 @@ def run_ray(jobs: Sequence[Job], problems: Sequence[InputProblem], out: str, con
         raise ConfigError(f"--workers {workers}: a Ray run needs at least 1 actor")
     ray = _import_ray()
     start = time.monotonic()
-    writer = open_writer(out, config, shard_size)
-    summary = Summary(out=out, total=len(jobs) + len(problems))
-    todo = [job for job in jobs if not writer.has(job.clip_id)]
-    summary.skipped = len(jobs) - len(todo)
-    sink = Sink(writer, summary, progress)
     started = False
     try:
-        for problem in problems:
-            sink.problem(problem)
-        if todo:
-            started = connect(address)
-            ctx = ray.data.DataContext.get_current()
-            ctx.enable_progress_bars = False               # the Sink shows one bar for the whole run
-            logging.getLogger("ray.data").setLevel(logging.WARNING)
-            ds = ray.data.from_items([{"job": json.dumps(job.to_dict())} for job in todo],
-                                     override_num_blocks=len(todo))
-            ds = ds.map_batches(
-                ExtractActor, fn_constructor_kwargs={"config": dataclasses.asdict(config)},
-                compute=ray.data.ActorPoolStrategy(size=min(workers, len(todo))), batch_size=1,
-                batch_format="numpy", num_cpus=actor_cpus,
-                num_gpus=1 if config.device.startswith("cuda") else 0)
-            try:
-                for row in ds.iter_rows():
-                    result = decode_result(row)
-                    if result.stage == "setup":    # the actor could not load its models
-                        raise ConfigError(f"ray actor setup failed: {result.reason}")
-                    sink.put(result)
-            except TractionError:
-                raise
-            except Exception as e:  # noqa: BLE001 - Ray wraps worker failures in many types
-                raise TractionError(f"ray job on {address} failed ({one_line(e)}); finished clips are "
-                                    "saved, rerun to resume") from None
+        with open_run(jobs, problems, out, config, shard_size, progress) as (todo, sink, summary):
+            if todo:
+                started = connect(address)
+                ctx = ray.data.DataContext.get_current()
+                ctx.enable_progress_bars = False               # the Sink shows one bar for the whole run
+                logging.getLogger("ray.data").setLevel(logging.WARNING)
+                ds = ray.data.from_items([{"job": json.dumps(job.to_dict())} for job in todo],
+                                         override_num_blocks=len(todo))
+                ds = ds.map_batches(
+                    ExtractActor, fn_constructor_kwargs={"config": dataclasses.asdict(config)},
+                    compute=ray.data.ActorPoolStrategy(size=min(workers, len(todo))), batch_size=1,
+                    batch_format="numpy", num_cpus=actor_cpus,
+                    num_gpus=1 if config.device.startswith("cuda") else 0)
+                try:
+                    for row in ds.iter_rows():
+                        result = decode_result(row)
+                        if result.stage == "setup":    # the actor could not load its models
+                            raise ConfigError(f"ray actor setup failed: {result.reason}")
+                        sink.put(result)
+                except TractionError:
+                    raise
+                except Exception as e:  # noqa: BLE001 - Ray wraps worker failures in many types
+                    raise TractionError(f"ray job on {address} failed ({one_line(e)}); finished clips are "
+                                        "saved, rerun to resume") from None
     finally:
-        sink.close()
-        writer.close()
-        if started:
+        if started:              # after the store is committed
             ray.shutdown()
     summary.seconds = time.monotonic() - start
     return summary

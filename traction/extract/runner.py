@@ -12,6 +12,7 @@ Ray runner.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import dataclasses
 import datetime
 import multiprocessing
@@ -19,7 +20,7 @@ import os
 import sys
 import threading
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from traction.errors import ConfigError, StoreError
 from traction.extract.inputs import InputProblem, Job
@@ -120,6 +121,28 @@ class Sink:
 
     def close(self) -> None:
         self.bar.close()
+
+
+@contextlib.contextmanager
+def open_run(jobs: Sequence[Job], problems: Sequence[InputProblem], out: str, config: ExtractConfig,
+             shard_size: int, progress: bool) -> Iterator[Tuple[List[Job], Sink, Summary]]:
+    """The writer side of one bulk run, shared by the local and the Ray runner.
+
+    Opens the store ``out``, drops the jobs already in it (a rerun resumes), logs the unusable
+    inputs and yields ``(todo, sink, summary)``; leaving commits every finished clip, also on
+    Ctrl-C or an error."""
+    writer = open_writer(out, config, shard_size)
+    summary = Summary(out=out, total=len(jobs) + len(problems))
+    todo = [job for job in jobs if not writer.has(job.clip_id)]
+    summary.skipped = len(jobs) - len(todo)
+    sink = Sink(writer, summary, progress)
+    try:
+        for problem in problems:
+            sink.problem(problem)
+        yield todo, sink, summary
+    finally:
+        sink.close()
+        writer.close()   # commits every finished clip, also on Ctrl-C
 
 
 # ---------------------------------------------------------------------------------------- workers
@@ -228,21 +251,11 @@ def run_local(jobs: Sequence[Job], problems: Sequence[InputProblem], out: str, c
     if workers < 0:
         raise ConfigError(f"--workers {workers}: must be >= 0 (0 runs in this process)")
     start = time.monotonic()
-    writer = open_writer(out, config, shard_size)
-    summary = Summary(out=out, total=len(jobs) + len(problems))
-    todo = [job for job in jobs if not writer.has(job.clip_id)]
-    summary.skipped = len(jobs) - len(todo)
-    sink = Sink(writer, summary, progress)
-    try:
-        for problem in problems:
-            sink.problem(problem)
+    with open_run(jobs, problems, out, config, shard_size, progress) as (todo, sink, summary):
         if todo:
             if workers == 0:
                 _run_inline(todo, sink, config)
             else:
                 _run_pool(todo, sink, config, min(workers, len(todo)))
-    finally:
-        sink.close()
-        writer.close()   # commits every finished clip, also on Ctrl-C
     summary.seconds = time.monotonic() - start
     return summary

@@ -37,7 +37,7 @@ import cv2
 import numpy as np
 
 from traction.errors import ConfigError
-from traction.synth.trajectories import CHIRAL_PAIRS, CLASSES, clip_rng, clip_split
+from traction.synth.trajectories import CHIRAL_PAIRS, CLASSES, DEFAULT_CLASSES, clip_rng, clip_split
 
 _REVERSAL_OF = {b: a for a, b in CHIRAL_PAIRS}        # class -> class whose reversed clips it is
 CODEC_SUFFIX = {"h264": ".mp4", "mpeg4": ".mp4", "vp9": ".webm"}
@@ -299,7 +299,7 @@ def synth_videos(out: "str | os.PathLike[str]", n: int, seed: int = 0, *, frames
 
     from traction.video import write_video
 
-    classes = list(CLASSES if classes is None else classes)
+    classes = list(DEFAULT_CLASSES if classes is None else classes)
     unknown = [c for c in classes if c not in CLASSES]
     if unknown or not classes:
         raise ConfigError(f"unknown synthetic classes {unknown or classes}; known: {', '.join(CLASSES)}")
@@ -362,7 +362,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help=f"frame size (default {WIDTH} {HEIGHT})")
     parser.add_argument("--fps", type=float, default=FPS, help=f"frame rate (default {FPS:g})")
     parser.add_argument("--test-fraction", type=float, default=0.2, help="fraction of clips in split 'test'")
-    parser.add_argument("--classes", default=None, help=f"comma-separated subset of: {','.join(CLASSES)}")
+    parser.add_argument("--classes", default=None,
+                        help=f"comma-separated subset of: {','.join(CLASSES)} (default: all but expand,contract)")
     parser.add_argument("--no-depth-maps", action="store_true", help="leave per-frame depth maps out of gt/")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
@@ -372,7 +373,7 @@ def register_cli(subparsers: "argparse._SubParsersAction") -> argparse.ArgumentP
     """Add ``videos`` to a ``traction synth`` sub-command group; sets ``func=main``."""
     parser = subparsers.add_parser(
         "videos", help="render synthetic labelled videos with ground-truth tracks and depth",
-        description="Render textured-object clips (12 motion classes incl. time-reversed pairs, camera "
+        description="Render textured-object clips (10 motion classes by default incl. time-reversed pairs, camera "
                     "pans, occluders) as videos, with gt/<clip>.npz tracks + depth and list.txt.")
     add_arguments(parser)
     parser.set_defaults(func=main)

@@ -140,37 +140,54 @@ def _positions(wanted: np.ndarray) -> Dict[int, List[int]]:
     return pos
 
 
+def _gather(indexed: Iterator[Tuple[Optional[int], "av.VideoFrame"]], wanted: np.ndarray,
+            max_side: Optional[int], time_base: float
+            ) -> Optional[Tuple[List[Optional[np.ndarray]], np.ndarray]]:
+    """Convert the wanted frames of an in-order decode given as (source index, frame) pairs.
+
+    Returns (frames, times) in sampled order, None where a wanted frame never came; None when a
+    frame's source index is unknown (None). Stops after the last wanted frame."""
+    positions = _positions(wanted)
+    last = int(wanted.max())
+    out: List[Optional[np.ndarray]] = [None] * len(wanted)
+    times = np.zeros(len(wanted), np.float64)
+    for idx, frame in indexed:
+        if idx is None:
+            return None
+        if idx in positions:
+            rgb = _frame_rgb(frame, max_side)
+            for p in positions[idx]:
+                out[p] = rgb
+                times[p] = (frame.pts or 0) * time_base
+        if idx >= last:
+            break
+    return out, times
+
+
+def _time_base(stream) -> float:
+    """Seconds per pts unit (0 where the stream has none)."""
+    return float(stream.time_base) if stream.time_base else 0.0
+
+
 def _read_by_pts(path: str, pts: List[int], wanted: np.ndarray, max_side: Optional[int]
                  ) -> Optional[Tuple[List[np.ndarray], np.ndarray]]:
     """Seek and decode the wanted frames; None if the decoder's frames do not match ``pts``."""
     index_of = {p: i for i, p in enumerate(pts)}
-    positions = _positions(wanted)
-    first, last = int(wanted.min()), int(wanted.max())
-    out: List[Optional[np.ndarray]] = [None] * len(wanted)
-    times = np.zeros(len(wanted), np.float64)
+    first = int(wanted.min())
     with open_video(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        tb = float(stream.time_base) if stream.time_base else 0.0
         if first > 0:
             try:
                 container.seek(pts[first], stream=stream, backward=True, any_frame=False)
             except av.FFmpegError:
                 container.seek(0)                         # unseekable: read from the start
-        for frame in _decode_frames(container, path):
-            idx = index_of.get(frame.pts) if frame.pts is not None else None
-            if idx is None:
-                return None
-            if idx in positions:
-                rgb = _frame_rgb(frame, max_side)
-                for p in positions[idx]:
-                    out[p] = rgb
-                    times[p] = frame.pts * tb
-            if idx >= last:
-                break
-    if any(f is None for f in out):
+        indexed = ((index_of.get(f.pts) if f.pts is not None else None, f)
+                   for f in _decode_frames(container, path))
+        got = _gather(indexed, wanted, max_side, _time_base(stream))
+    if got is None or any(f is None for f in got[0]):
         return None
-    return out, times  # type: ignore[return-value]
+    return got  # type: ignore[return-value]
 
 
 def _count_decodable(path: str) -> int:
@@ -181,22 +198,12 @@ def _count_decodable(path: str) -> int:
 
 def _read_sequential(path: str, wanted: np.ndarray, max_side: Optional[int]
                      ) -> Tuple[List[np.ndarray], np.ndarray]:
-    positions = _positions(wanted)
-    last = int(wanted.max())
-    out: List[Optional[np.ndarray]] = [None] * len(wanted)
-    times = np.zeros(len(wanted), np.float64)
     with open_video(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        tb = float(stream.time_base) if stream.time_base else 0.0
-        for idx, frame in enumerate(_decode_frames(container, path)):
-            if idx in positions:
-                rgb = _frame_rgb(frame, max_side)
-                for p in positions[idx]:
-                    out[p] = rgb
-                    times[p] = (frame.pts or 0) * tb
-            if idx >= last:
-                break
+        got = _gather(enumerate(_decode_frames(container, path)), wanted, max_side, _time_base(stream))
+    assert got is not None                                # enumerate always knows the index
+    out, times = got
     missing = sum(f is None for f in out)
     if missing:
         raise VideoError(f"{path}: {missing} sampled frame(s) could not be decoded (truncated or corrupt)")
@@ -222,7 +229,7 @@ def probe(path: str) -> Probe:
         fps = stream_fps(stream, path)
         h, w = _upright_hw(container, path)
         codec = stream.codec_context.name
-        time_base = float(stream.time_base) if stream.time_base else 0.0
+        time_base = _time_base(stream)
         pts = _demux_pts(container, path)
     # The display-matrix rotation lives in frame side data in PyAV; read it from the first frame.
     turns = 0
@@ -262,7 +269,7 @@ def iter_pyav(path: str, chunk: int, max_side: Optional[int]) -> Iterator[Video]
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         fps = stream_fps(stream, path)
-        tb = float(stream.time_base) if stream.time_base else 0.0
+        tb = _time_base(stream)
         hw = _upright_hw(container, path)
         buf: List[np.ndarray] = []
         times: List[float] = []
