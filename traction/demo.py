@@ -33,8 +33,8 @@ def run_demo(args: argparse.Namespace) -> int:
         ["extract", "--list", str(videos / "list.txt"), "--out", str(cache), "--tracker", "lk", "--depth", "none",
          "--points", str(args.points), "--workers", str(args.workers)],
         ["finetune", "--data", str(cache), "--out", str(run), "--epochs", str(args.epochs), "--points",
-         str(min(args.points, 128)), "--batch-size", "32", "--lr", "1e-3", "--device", "cpu",
-         "--model", "traction_ti", "model.use_depth=false"],
+         str(min(args.points, 128)), "--batch-size", "16", "--device", "cpu", "--model", "traction_ti",
+         "model.use_depth=false"],
         ["evaluate", "--data", str(cache), "--checkpoint", str(run / "best"), "--json", "--out", str(run)],
     ]
     for argv in steps:
@@ -58,7 +58,7 @@ def register_cli(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--out", default="demo", help="output directory (default ./demo)")
     p.add_argument("--n", type=int, default=360, help="synthetic videos (default 360)")
     p.add_argument("--points", type=int, default=256, help="trajectories per clip (default 256)")
-    p.add_argument("--epochs", type=int, default=15, help="fine-tuning epochs (default 15)")
+    p.add_argument("--epochs", type=int, default=30, help="fine-tuning epochs (default 30)")
     p.add_argument("--workers", type=int, default=2, help="extraction worker processes (default 2)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run_demo)

@@ -126,9 +126,9 @@ def _class_motion(rng: np.random.Generator, label: str, t_total: int, h: int, w:
             shift[:, 1] = rng.uniform(0.25, 0.4) * h * (scale - 1.0)
     elif label == "rotate_cw":
         # y points down, so a positive angle in the usual rotation matrix turns clockwise on screen
-        angle = rng.uniform(0.5, 1.25) * np.pi * c
+        angle = rng.uniform(1.0, 1.5) * np.pi * c
     elif label == "shake":
-        amp, cycles, phase = rng.uniform(5, 12), rng.uniform(2, 4), rng.uniform(0, 2 * np.pi)
+        amp, cycles, phase = rng.uniform(10, 18), rng.uniform(2, 3), rng.uniform(0, 2 * np.pi)
         d = rng.normal(0, 1, 2)
         d /= np.linalg.norm(d) + 1e-9
         shift = (amp * np.sin(2 * np.pi * cycles * u + phase) * np.sin(np.pi * u))[:, None] * d[None]
@@ -171,7 +171,7 @@ def render_clip(rng: np.random.Generator, label: str, *, frames: int = 32, heigh
     # Scene: background plane, object texture and shape, occluder texture.
     warm, cool = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
     bg = _texture(rng, h + 2 * MARGIN, w + 2 * MARGIN, np.stack([warm * 0.6, cool * 0.6]))
-    size = int(rng.uniform(0.3, 0.45) * min(h, w)) | 1
+    size = int(rng.uniform(0.55, 0.75) * min(h, w)) | 1  # ~20-35% of the frame: enough tracked points
     obj_tex = _texture(rng, size, size, np.stack([255 - warm, rng.uniform(60, 255, 3)]))
     obj_mask = _shape_mask(rng, size)
     occ_tex = _texture(rng, h + w, h + w, np.stack([rng.uniform(0, 80, 3), rng.uniform(150, 255, 3)]))
