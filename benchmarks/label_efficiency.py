@@ -26,13 +26,14 @@ def main() -> None:
     ap.add_argument("--pretrain-epochs", type=int, default=30)
     ap.add_argument("--epochs", type=int, default=30, help="fine-tuning epochs (both arms)")
     ap.add_argument("--points", type=int, default=128)
+    ap.add_argument("--pretrain-lr", type=float, default=5e-4)
     ap.add_argument("--model", default="traction_s")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     args = ap.parse_args()
 
     common = ["--points", str(args.points), "--model", args.model, "--device", "cpu", "--quiet"]
     pre = run_json(["pretrain", "--data", args.data, "--out", f"{args.out}/pretrain", "--epochs",
-                    str(args.pretrain_epochs), "--batch-size", "64", "--lr", "1e-3"] + common)
+                    str(args.pretrain_epochs), "--batch-size", "64", "--lr", str(args.pretrain_lr)] + common)
     rows = []
     for seed in args.seeds:
         for arm, init in (("from scratch", []), ("MAE-pretrained", ["--init", f"{args.out}/pretrain"])):

@@ -9,6 +9,7 @@ import pytest
 
 from tests.conftest import REPO, TINY
 from traction.cli import main
+from traction.store import open_store
 
 FLAGS = ["--batch-size", "32", "--points", "32", "--device", "cpu", "--quiet"]
 OVERRIDES = TINY + ["model.num_frames=16"]
@@ -47,7 +48,7 @@ def test_json_output_and_learning(synth_store, tmp_path, capsys):
     res = _json_out(capsys)
     for key in ("top1", "top5", "mean_class_acc", "num_clips", "per_class_acc"):
         assert key in res
-    assert res["num_clips"] == 72
+    assert res["num_clips"] == len(open_store(synth_store).indices("test"))
     assert res["top1"] > 3 / 10, res  # well above chance (1/10) after a few hundred clip-steps
 
 
@@ -89,7 +90,7 @@ def test_evaluate_protocols(finetuned, synth_store, capsys, protocol):
     assert main(["evaluate", "--data", str(synth_store), "--checkpoint", str(finetuned / "best"),
                  "--protocol", protocol, "--json", "--quiet"]) == 0
     res = _json_out(capsys)
-    assert res["protocol"] == protocol and res["num_clips"] == 72
+    assert res["protocol"] == protocol and res["num_clips"] == len(open_store(synth_store).indices("test"))
     assert 0.0 <= res["top1"] <= 1.0 and 0.0 <= res["mean_class_acc"] <= 1.0
     if protocol == "chirality":
         assert len(res["pairs"]) == 4 and 0.0 <= res["partner_rate"] <= 1.0
@@ -182,8 +183,10 @@ def test_torchrun_ddp_two_cpu_processes(synth_store, tmp_path):
     p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-2000:]
     res = json.loads(p.stdout.strip().splitlines()[-1])
-    assert res["num_clips"] == 72                     # every test clip exactly once across the 2 ranks
+    store = open_store(synth_store)
+    assert res["num_clips"] == len(store.indices("test"))  # every test clip exactly once across the 2 ranks
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["world_size"] == 2
     steps = [json.loads(l)["step"] for l in (run / "metrics.jsonl").read_text().splitlines() if '"eval"' in l]
-    assert steps == [5, 10]                           # 288 train clips / (2 ranks x 32) = 5 steps per epoch
+    per_epoch = -(-len(store.indices("train")) // (2 * 32))   # train clips / (2 ranks x 32 per step)
+    assert steps == [per_epoch, 2 * per_epoch]
