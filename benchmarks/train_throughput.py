@@ -40,6 +40,18 @@ def time_steps(step, steps: int, device) -> float:
     return (time.perf_counter() - t0) / steps
 
 
+def make_step(model, opt, mode: str, batch, labels, device, amp: bool):
+    """One optimizer step of ``mode`` ("pretrain": MAE loss; "finetune": cross-entropy)."""
+    def step():
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+            out = model(batch.x, batch.padding_mask)
+            loss = out["loss"] if mode == "pretrain" else F.cross_entropy(out.float(), labels)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return step
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -49,7 +61,6 @@ def main() -> None:
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
 
-    from traction import ops
     from traction.config import AugmentConfig, MAEConfig
     from traction.model.mae import TrajectoryMAE
     from traction.model.registry import model_config
@@ -92,14 +103,7 @@ def main() -> None:
             opt = torch.optim.AdamW(model.parameters(), lr=2e-4)
             labels = torch.randint(0, 174, (B,), device=device)
 
-            def step():
-                with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
-                    out = model(batch.x, batch.padding_mask)
-                    loss = out["loss"] if mode == "pretrain" else F.cross_entropy(out.float(), labels)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-
+            step = make_step(model, opt, mode, batch, labels, device, amp)
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
             dt = time_steps(step, steps, device)
@@ -107,7 +111,7 @@ def main() -> None:
             if device.type == "cuda":
                 row["peak_mem_gb"] = torch.cuda.max_memory_allocated(device) / 1e9
             results["rows"].append(row)
-            del model, opt
+            del model, opt, step
 
     ref = {r["what"]: r["clips_per_s"] for r in results["rows"]}
     for r in results["rows"]:

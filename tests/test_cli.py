@@ -1,7 +1,7 @@
 """The command line answers --help everywhere and fails with one clear line."""
 import pytest
 
-from traction.cli import build_parser, main
+from traction.cli import main
 
 COMMANDS = ["synth videos", "synth trajectories", "extract", "pretrain", "finetune", "evaluate", "classify",
             "fuse", "visualize", "export", "models", "demo"]

@@ -3,7 +3,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -63,9 +62,7 @@ def test_pretrain_then_finetune_from_it(synth_store, tmp_path, capsys):
     # the encoder really came from the pretraining run
     from safetensors.torch import load_file
     pre_w = load_file(str(pre / "last.safetensors"))
-    import traction
     from traction.model.checkpoint import load_state
-    from traction.model.registry import model_config
     from traction.model.transformer import TrajectoryTransformer
     from traction.config import TrainConfig, apply_overrides
     cfg = apply_overrides(TrainConfig(), TINY + ["model.num_frames=16"])

@@ -21,7 +21,6 @@ from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from traction.config import MAEConfig, ModelConfig
 from traction.model.encoding import start_position_encoding
