@@ -59,21 +59,26 @@ def evaluate(data: str, checkpoint: str, *, protocol: str = "top1", split: Optio
     if unknown and protocol in ("top1", "chirality"):
         out["labels_not_in_checkpoint"] = unknown
 
+    train_cache: Dict = {}
+
+    def train_features() -> Dict:
+        """Features of the train split, computed once for --save-features and the frozen protocols."""
+        if not train_cache:
+            tr_loader, _ = make_loader(store, split_indices(store, train_split), labels, cfg, train=False)
+            train_cache.update(E.predict(model, tr_loader, dev, features=True, progress=progress,
+                                         desc=f"features {train_split}", pool=pool))
+        return train_cache
+
     if save_features:  # train + eval split in one file, ready for `traction fuse`
         parts = [(res, eval_split)]
         if train_split != eval_split and store.indices(train_split):
-            tr_loader, _ = make_loader(store, store.indices(train_split), labels, cfg, train=False)
-            parts.insert(0, (E.predict(model, tr_loader, dev, features=True, progress=progress,
-                                       desc=f"features {train_split}", pool=pool), train_split))
+            parts.insert(0, (train_features(), train_split))
         _save_features(save_features, parts, store)
 
     if protocol == "top1":
         m = E.classification_metrics(res["logits"], res["labels"], len(labels))
     elif protocol in ("knn", "linear", "chirality"):
-        tr_idx = split_indices(store, train_split)
-        tr_loader, _ = make_loader(store, tr_idx, labels, cfg, train=False)
-        tr = E.predict(model, tr_loader, dev, features=True, progress=progress, desc=f"features {train_split}",
-                       pool=pool)
+        tr = train_features()
         keep = tr["labels"] >= 0
         if protocol == "knn":
             scores = E.knn_classify(tr["features"][keep], tr["labels"][keep], res["features"], len(labels), k=k)
