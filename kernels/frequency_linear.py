@@ -26,7 +26,7 @@ from .dispatch import interpreting, resolve_impl
 
 
 def frequency_linear_reference(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, *,
-                               num_freqs: int = 16, max_log2: float = 8.0, use_depth: bool = True,
+                               num_freqs: int = 16, max_log2: float = 4.0, use_depth: bool = True,
                                use_vis: bool = True, use_sine: bool = True) -> torch.Tensor:
     """PyTorch twin of ``fused_frequency_linear`` (materializes the encoding; autograd does the rest)."""
     dtype = _compute_dtype(x, weight)
@@ -37,7 +37,7 @@ def frequency_linear_reference(x: torch.Tensor, weight: torch.Tensor, bias: torc
 
 
 def fused_frequency_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, *,
-                           num_freqs: int = 16, max_log2: float = 8.0, use_depth: bool = True,
+                           num_freqs: int = 16, max_log2: float = 4.0, use_depth: bool = True,
                            use_vis: bool = True, use_sine: bool = True, impl: str | None = None) -> torch.Tensor:
     """Frequency-encode x (..., T, 4) and apply Linear(T*Df -> Hd) without materializing the encoding.
 

@@ -112,8 +112,8 @@ def test_synth_videos_writes_list_videos_and_gt(tmp_path):
     assert 8 <= t_total <= 10 and video.frames.shape[1:] == (120, 160, 3) and video.fps == pytest.approx(12)
     assert gt["xy"].shape == (16, t_total, 2) and gt["depth_maps"].shape == (t_total, 120, 160)
     assert str(gt["label"]) == DEFAULT_CLASSES[4]
-    # same seed, same data; another seed, other data
-    again = synth_videos(tmp_path / "again", 13, seed=5, frames=(8, 10), points=16, progress=False)
+    # same seed, same data, also when rendered by 2 worker processes; another seed, other data
+    again = synth_videos(tmp_path / "again", 13, seed=5, frames=(8, 10), points=16, progress=False, workers=2)
     assert open(again).read() == open(list_path).read()
     for k, v in load_gt(str(tmp_path / "again"), "clip_00004").items():
         np.testing.assert_array_equal(v, gt[k])

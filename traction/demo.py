@@ -29,7 +29,8 @@ def run_demo(args: argparse.Namespace) -> int:
     videos, cache, run = out / "videos", out / "cache", out / "run"
     t0 = time.time()
     steps = [
-        ["synth", "videos", "--out", str(videos), "--n", str(args.n), "--seed", str(args.seed)],
+        ["synth", "videos", "--out", str(videos), "--n", str(args.n), "--seed", str(args.seed), "--workers",
+         str(args.workers), "--no-depth-maps"],
         ["extract", "--list", str(videos / "list.txt"), "--out", str(cache), "--tracker", "lk", "--depth", "none",
          "--points", str(args.points), "--workers", str(args.workers)],
         ["finetune", "--data", str(cache), "--out", str(run), "--epochs", str(args.epochs), "--points",
@@ -56,10 +57,10 @@ def register_cli(subparsers) -> argparse.ArgumentParser:
         description="Synthesize labelled videos, extract trajectories with Lucas-Kanade, fine-tune a classifier, "
                     "evaluate it and draw the tracks of one clip. A few minutes on 2 CPU cores.")
     p.add_argument("--out", default="demo", help="output directory (default ./demo)")
-    p.add_argument("--n", type=int, default=360, help="synthetic videos (default 360)")
+    p.add_argument("--n", type=int, default=1000, help="synthetic videos (default 1000)")
     p.add_argument("--points", type=int, default=256, help="trajectories per clip (default 256)")
-    p.add_argument("--epochs", type=int, default=30, help="fine-tuning epochs (default 30)")
-    p.add_argument("--workers", type=int, default=2, help="extraction worker processes (default 2)")
+    p.add_argument("--epochs", type=int, default=15, help="fine-tuning epochs (default 15, as appendix D)")
+    p.add_argument("--workers", type=int, default=2, help="rendering and extraction processes (default 2)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run_demo)
     return p

@@ -181,3 +181,28 @@ def copy_into_cache(src: str | Path, name: str, weights_dir: Optional[str | Path
     shutil.copyfile(src, dest)
     dest.with_name(dest.name + ".sha256").write_text(sha256_of(dest) + "  " + dest.name + "\n")
     return dest
+
+
+def load_state_strict(model, state, source: str, hint: str = "", assign: bool = False) -> None:
+    """Load ``state`` into ``model`` strictly, or raise one ``CheckpointError`` line that names the
+    missing keys, unexpected keys and shape mismatches (a few of each), then ``hint``.
+
+    Every loader of traction (classifier checkpoints, CoTracker3, Video Depth Anything) goes
+    through here, so a wrong or truncated file reads the same everywhere. ``assign`` adopts the
+    tensors (for a model built on the meta device)."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+              if k in state and tuple(state[k].shape) != tuple(v.shape)]
+
+    def brief(items: List[str]) -> str:
+        return ", ".join(items[:3]) + (f" (+{len(items) - 3} more)" if len(items) > 3 else "")
+
+    problems = [f"{what} {len(items)}: {brief(items)}" for what, items in
+                (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes))
+                if items]
+    if problems:
+        raise CheckpointError(f"{source}: weights do not match the model; " + "; ".join(problems)
+                              + (f"; {hint}" if hint else ""))
+    model.load_state_dict(state, strict=True, assign=assign)

@@ -104,22 +104,10 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu", num
 
 
 def load_state(model: torch.nn.Module, state: Dict[str, torch.Tensor], where: str) -> None:
-    """Strict load with one clear line on mismatch."""
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    shape = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
-    if missing or unexpected or shape:
-        parts = []
-        if missing:
-            parts.append(f"missing {len(missing)} key(s) e.g. {missing[0]}")
-        if unexpected:
-            parts.append(f"unexpected {len(unexpected)} key(s) e.g. {unexpected[0]}")
-        if shape:
-            k = shape[0]
-            parts.append(f"shape mismatch for {k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)}")
-        raise CheckpointError(f"{where}: weights do not match the model: {'; '.join(parts)}")
-    model.load_state_dict(state, strict=True)
+    """Strict load with one clear line on mismatch (``traction.weights.load_state_strict``)."""
+    from traction.weights import load_state_strict
+
+    load_state_strict(model, state, where)
 
 
 def encoder_weights_from(path: str | Path) -> Tuple[Dict[str, torch.Tensor], Dict[str, Any]]:

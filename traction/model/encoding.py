@@ -37,7 +37,7 @@ def frame_feature_dim(num_freqs: int, use_depth: bool, use_vis: bool, use_sine: 
     return geo * per + (1 if use_vis else 0)
 
 
-def frequency_encode(x: torch.Tensor, num_freqs: int = 16, max_log2: float = 8.0, *,
+def frequency_encode(x: torch.Tensor, num_freqs: int = 16, max_log2: float = 4.0, *,
                      use_depth: bool = True, use_vis: bool = True, use_sine: bool = True) -> torch.Tensor:
     """(..., T, 4) normalized (x, y, d, v) -> (..., T, frame_feature_dim) per-frame features.
 

@@ -52,7 +52,7 @@ DEFAULT_CLASSES: List[str] = [c for c in CLASSES if c not in ("expand", "contrac
 _REVERSAL_OF = {b: a for a, b in CHIRAL_PAIRS}   # class -> class whose reversed clips it is
 
 HEIGHT, WIDTH, FPS = 240, 320, 12.0
-GENERATOR_VERSION = 3  # bump when clips for a given seed change
+GENERATOR_VERSION = 4  # bump when clips for a given seed change
 
 
 # ---------------------------------------------------------------------- scene pieces
@@ -90,9 +90,9 @@ def _class_motion(rng: np.random.Generator, label: str, s: np.ndarray, u: np.nda
     angle, depth_gain = np.zeros(T), np.ones(T)
     c = s - 0.5
     if label == "move_left":
-        shift[:, 0] = -rng.uniform(0.2, 0.45) * width * c
+        shift[:, 0] = -rng.uniform(0.25, 0.45) * width * c
     elif label == "move_up":
-        shift[:, 1] = -rng.uniform(0.25, 0.5) * height * c
+        shift[:, 1] = -rng.uniform(0.3, 0.5) * height * c
     elif label in ("move_towards", "expand"):
         scale = np.exp(rng.uniform(0.8, 1.4) * c)
         if label == "move_towards":
@@ -101,7 +101,9 @@ def _class_motion(rng: np.random.Generator, label: str, s: np.ndarray, u: np.nda
         # With y pointing down, a positive angle in the usual rotation matrix turns clockwise on screen.
         angle = rng.uniform(1.0, 1.5) * np.pi * c
     elif label == "shake":
-        amp, cycles, phase = rng.uniform(20, 35), rng.uniform(2, 3), rng.uniform(0, 2 * np.pi)
+        # Several full cycles, well above the tracking jitter: a shake is told from "static" by the
+        # coherent oscillation of the object's points, not by any single noisy trajectory.
+        amp, cycles, phase = rng.uniform(35, 55), rng.uniform(2.5, 3.5), rng.uniform(0, 2 * np.pi)
         d = rng.normal(0, 1, 2)
         d /= np.linalg.norm(d) + 1e-9
         wave = amp * np.sin(2 * np.pi * cycles * u + phase) * np.sin(np.pi * u)  # zero outside the window
@@ -133,7 +135,8 @@ def _simulate(rng: np.random.Generator, label: str, points: int, frames: int,
     radius = rng.uniform(0.15, 0.25) * min(H, W)
     offsets = _object_offsets(rng, n_obj, radius)             # (n_obj, 2)
     mid = np.array([rng.uniform(0.3, 0.7) * W, rng.uniform(0.3, 0.7) * H])
-    dur = rng.uniform(0.4, 0.85) * (T - 1)
+    dur_range = (0.7, 1.0) if label == "shake" else (0.4, 0.85)   # a shake lasts most of the clip
+    dur = rng.uniform(*dur_range) * (T - 1)
     t0 = rng.uniform(0.0, T - 1 - dur)
     u = np.clip((t - t0) / dur, 0.0, 1.0)                     # (T,) linear progress
     s = u * u * (3 - 2 * u)                                   # smooth start and stop

@@ -31,7 +31,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -107,7 +107,7 @@ def _class_motion(rng: np.random.Generator, label: str, t_total: int, h: int, w:
                   ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Object shift (T, 2) px, scale (T,), angle (T,) rad (clockwise on screen), depth gain (T,)."""
     t = np.arange(t_total, dtype=np.float64)
-    dur = rng.uniform(0.5, 0.9) * (t_total - 1)
+    dur = rng.uniform(*((0.7, 1.0) if label == "shake" else (0.5, 0.9))) * (t_total - 1)
     t0 = rng.uniform(0.0, t_total - 1 - dur)
     u = np.clip((t - t0) / dur, 0.0, 1.0)
     c = u * u * (3 - 2 * u) - 0.5                           # (T,) smooth progress in [-0.5, 0.5]
@@ -128,7 +128,7 @@ def _class_motion(rng: np.random.Generator, label: str, t_total: int, h: int, w:
         # y points down, so a positive angle in the usual rotation matrix turns clockwise on screen
         angle = rng.uniform(1.0, 1.5) * np.pi * c
     elif label == "shake":
-        amp, cycles, phase = rng.uniform(10, 18), rng.uniform(2, 3), rng.uniform(0, 2 * np.pi)
+        amp, cycles, phase = rng.uniform(17, 27), rng.uniform(2.5, 3.5), rng.uniform(0, 2 * np.pi)
         d = rng.normal(0, 1, 2)
         d /= np.linalg.norm(d) + 1e-9
         shift = (amp * np.sin(2 * np.pi * cycles * u + phase) * np.sin(np.pi * u))[:, None] * d[None]
@@ -285,19 +285,41 @@ def render_clip(rng: np.random.Generator, label: str, *, frames: int = 32, heigh
 
 
 # ---------------------------------------------------------------------- datasets
+def _write_clip(job: Dict) -> str:
+    """Render clip ``job["index"]``, write its video and ground truth; -> its ``list.txt`` line."""
+    from traction.video import write_video
+
+    seed, i, classes = job["seed"], job["index"], job["classes"]
+    rng = clip_rng(seed, i)
+    label = classes[i % len(classes)]
+    t_total = int(rng.integers(job["frames"][0], job["frames"][1] + 1))
+    clip = render_clip(rng, label, frames=t_total, height=job["height"], width=job["width"],
+                       points=job["points"], fps=job["fps"], depth_maps=job["depth_maps"])
+    name = f"clip_{i:05d}"
+    video_name = name + CODEC_SUFFIX[job["codec"]]
+    write_video(os.path.join(job["out"], video_name), clip.frames, fps=job["fps"], codec=job["codec"])
+    gt: Dict[str, np.ndarray] = dict(queries=clip.queries, xy=clip.xy, vis=clip.vis, depth=clip.depth,
+                                     on_object=clip.on_object, label=np.array(label),
+                                     fps=np.array(job["fps"], np.float32))
+    if clip.depth_maps is not None:
+        gt["depth_maps"] = clip.depth_maps.astype(np.float16)
+    tmp = os.path.join(job["out"], "gt", name + ".tmp.npz")
+    np.savez_compressed(tmp, **gt)
+    os.replace(tmp, os.path.join(job["out"], "gt", name + ".npz"))
+    return f"{video_name} {label} {clip_split(seed, i, len(classes), job['test_fraction'])}"
+
+
 def synth_videos(out: "str | os.PathLike[str]", n: int, seed: int = 0, *, frames: Tuple[int, int] = (24, 32),
                  height: int = HEIGHT, width: int = WIDTH, points: int = 64, fps: float = FPS,
                  codec: str = "h264", test_fraction: float = 0.2, classes: Optional[Sequence[str]] = None,
-                 depth_maps: bool = True, progress: bool = True) -> str:
-    """Render ``n`` clips into ``out`` and return the path of ``out/list.txt``.
+                 depth_maps: bool = True, progress: bool = True, workers: int = 1) -> str:
+    """Render ``n`` clips into ``out`` (in ``workers`` processes) and return the path of ``out/list.txt``.
 
     Clip i has class ``classes[i % K]`` (balanced), name ``clip_<i>``, T uniform in ``frames``
     (inclusive) and split ``traction.synth.trajectories.clip_split``; it depends only on (seed, i),
     not on n. Existing clips are rendered again (cheap) so a partial directory is completed.
     """
     from tqdm.auto import tqdm
-
-    from traction.video import write_video
 
     classes = list(DEFAULT_CLASSES if classes is None else classes)
     unknown = [c for c in classes if c not in CLASSES]
@@ -316,25 +338,19 @@ def synth_videos(out: "str | os.PathLike[str]", n: int, seed: int = 0, *, frames
         raise ConfigError(f"test_fraction {test_fraction} must be in [0, 1)")
     out = os.fspath(out)
     os.makedirs(os.path.join(out, "gt"), exist_ok=True)
-    lines: List[str] = []
-    for i in tqdm(range(int(n)), desc="synth videos", unit="clip", disable=not progress):
-        rng = clip_rng(seed, i)
-        label = classes[i % len(classes)]
-        t_total = int(rng.integers(lo, hi + 1))
-        clip = render_clip(rng, label, frames=t_total, height=height, width=width, points=points,
-                           fps=fps, depth_maps=depth_maps)
-        name = f"clip_{i:05d}"
-        video_name = name + CODEC_SUFFIX[codec]
-        write_video(os.path.join(out, video_name), clip.frames, fps=fps, codec=codec)
-        gt: Dict[str, np.ndarray] = dict(queries=clip.queries, xy=clip.xy, vis=clip.vis, depth=clip.depth,
-                                         on_object=clip.on_object, label=np.array(label),
-                                         fps=np.array(fps, np.float32))
-        if clip.depth_maps is not None:
-            gt["depth_maps"] = clip.depth_maps.astype(np.float16)
-        tmp = os.path.join(out, "gt", name + ".tmp.npz")
-        np.savez_compressed(tmp, **gt)
-        os.replace(tmp, os.path.join(out, "gt", name + ".npz"))
-        lines.append(f"{video_name} {label} {clip_split(seed, i, len(classes), test_fraction)}")
+    jobs = [dict(out=out, seed=seed, index=i, classes=classes, frames=(lo, hi), height=height, width=width,
+                 points=points, fps=fps, codec=codec, test_fraction=test_fraction, depth_maps=depth_maps)
+            for i in range(int(n))]
+    bar = dict(total=len(jobs), desc="synth videos", unit="clip", disable=not progress)
+    if workers > 1:
+        import concurrent.futures
+        import multiprocessing
+
+        # spawn: the parent may hold torch/OpenCV thread pools that a fork would copy mid-state
+        with concurrent.futures.ProcessPoolExecutor(int(workers), mp_context=multiprocessing.get_context("spawn")) as ex:
+            lines = list(tqdm(ex.map(_write_clip, jobs, chunksize=8), **bar))
+    else:
+        lines = [_write_clip(job) for job in tqdm(jobs, **bar)]
     list_path = os.path.join(out, "list.txt")
     with open(list_path + ".tmp", "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
@@ -365,6 +381,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--classes", default=None,
                         help=f"comma-separated subset of: {','.join(CLASSES)} (default: all but expand,contract)")
     parser.add_argument("--no-depth-maps", action="store_true", help="leave per-frame depth maps out of gt/")
+    parser.add_argument("--workers", type=int, default=1, help="rendering processes (default 1)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
@@ -388,7 +405,8 @@ def main(args: "argparse.Namespace | Sequence[str] | None" = None) -> int:
     list_path = synth_videos(args.out, args.n, args.seed, frames=tuple(args.frames), width=args.size[0],
                              height=args.size[1], points=args.points, fps=args.fps, codec=args.codec,
                              test_fraction=args.test_fraction, classes=classes,
-                             depth_maps=not args.no_depth_maps, progress=not args.no_progress)
+                             depth_maps=not args.no_depth_maps, progress=not args.no_progress,
+                             workers=args.workers)
     print(f"{list_path}: {args.n} clips")
     return 0
 

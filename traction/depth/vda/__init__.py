@@ -14,6 +14,8 @@ import torch
 
 from traction.errors import CheckpointError, ConfigError, WeightsNotFound
 
+from traction.weights import load_state_strict
+
 from .infer import INFER_LEN, OVERLAP, model_input_size, preprocess, window_frame_indices
 from .model import VideoDepthAnything
 
@@ -60,23 +62,6 @@ def read_state_dict(path) -> dict[str, torch.Tensor]:
     return sd
 
 
-def _check_keys(model: torch.nn.Module, sd: dict, source: str, name: str) -> None:
-    want = model.state_dict()
-    missing = [k for k in want if k not in sd]
-    unexpected = [k for k in sd if k not in want]
-    shapes = [f"{k} {tuple(sd[k].shape)} vs {tuple(v.shape)}" for k, v in want.items()
-              if k in sd and tuple(sd[k].shape) != tuple(v.shape)]
-
-    def brief(items):
-        return ", ".join(items[:3]) + (f" (+{len(items) - 3} more)" if len(items) > 3 else "")
-
-    problems = [f"{label} {len(items)}: {brief(items)}" for label, items in
-                (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes))
-                if items]
-    if problems:
-        raise CheckpointError(f"weights {source}: do not match {name}; " + "; ".join(problems))
-
-
 def load(name: str, weights=None, device="cpu", dtype=None, state_dict=None, weights_dir=None,
          **kw) -> VideoDepthAnything:
     """Video Depth Anything ``name`` (see ``VARIANTS``) with official weights, in eval mode.
@@ -109,7 +94,6 @@ def load(name: str, weights=None, device="cpu", dtype=None, state_dict=None, wei
     # no second copy of the weights.
     with torch.device("meta"):
         model = build(name, dtype=dtype, **kw)
-    _check_keys(model, state_dict, source, name)
     state_dict = {k: v.float() if v.is_floating_point() else v for k, v in state_dict.items()}
-    model.load_state_dict(state_dict, strict=True, assign=True)
+    load_state_strict(model, state_dict, f"weights {source}", hint=f"expected {name}", assign=True)
     return model.to(device).eval().requires_grad_(False)

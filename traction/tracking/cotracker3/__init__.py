@@ -16,6 +16,7 @@ import torch
 from traction.errors import CheckpointError, ConfigError, WeightsNotFound
 from traction.tracking.cotracker3.model import CoTracker3, OnlineState
 from traction.tracking.cotracker3.predictor import CoTracker3Tracker
+from traction.weights import load_state_strict
 
 __all__ = ["load", "load_state_dict_file", "build_model", "CoTracker3", "CoTracker3Tracker", "OnlineState"]
 
@@ -45,19 +46,8 @@ def build_model(state_dict: Mapping | None, window_len: int, source: str = "stat
     model = CoTracker3(window_len=window_len)
     if state_dict is None:
         return model
-    mine = model.state_dict()
-    missing = [k for k in mine if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in mine]
-    if missing or unexpected:
-        raise CheckpointError(
-            f"cotracker3 {source}: keys do not match the network "
-            f"(missing {len(missing)}: {missing[:5]}, unexpected {len(unexpected)}: {unexpected[:5]})")
-    bad = [f"{k} {tuple(state_dict[k].shape)} != {tuple(v.shape)}" for k, v in mine.items()
-           if tuple(state_dict[k].shape) != tuple(v.shape)]
-    if bad:
-        raise CheckpointError(f"cotracker3 {source}: shape mismatch ({len(bad)}: {bad[:3]}); "
-                              f"an offline checkpoint needs mode='offline', an online one mode='online'")
-    model.load_state_dict(state_dict, strict=True)
+    load_state_strict(model, state_dict, f"cotracker3 {source}",
+                      hint="an offline checkpoint needs mode='offline', an online one mode='online'")
     return model
 
 
