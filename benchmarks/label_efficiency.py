@@ -31,17 +31,22 @@ def main() -> None:
     ap.add_argument("--pretrain-lr", type=float, default=5e-4)
     ap.add_argument("--model", default="traction_s")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--pretrained", help="reuse this pretraining run instead of pretraining again")
     args = ap.parse_args()
 
     common = ["--model", args.model, "--device", "cpu", "--quiet"]
     # Both arms are scored on their last epoch (no checkpoint picked on the test split); evaluating
     # only then also keeps the runs short.
-    pre = run_json(["pretrain", "--data", args.data, "--out", f"{args.out}/pretrain", "--epochs",
-                    str(args.pretrain_epochs), "--batch-size", "64", "--lr", str(args.pretrain_lr),
-                    "--points", str(args.pretrain_points), f"eval_every={args.pretrain_epochs}"] + common)
+    pretrained = args.pretrained or f"{args.out}/pretrain"
+    if args.pretrained:
+        pre = json.loads((Path(pretrained) / "last.json").read_text())["metrics"]
+    else:
+        pre = run_json(["pretrain", "--data", args.data, "--out", pretrained, "--epochs",
+                        str(args.pretrain_epochs), "--batch-size", "64", "--lr", str(args.pretrain_lr),
+                        "--points", str(args.pretrain_points), f"eval_every={args.pretrain_epochs}"] + common)
     rows = []
     for seed in args.seeds:
-        for arm, init in (("from scratch", []), ("MAE-pretrained", ["--init", f"{args.out}/pretrain"])):
+        for arm, init in (("from scratch", []), ("MAE-pretrained", ["--init", pretrained])):
             res = run_json(["finetune", "--data", args.data, "--out", f"{args.out}/{arm.split()[0]}_{seed}",
                             "--epochs", str(args.epochs), "--batch-size", "16", "--label-fraction",
                             str(args.label_fraction), "--seed", str(seed), "--points", str(args.points),
@@ -49,6 +54,11 @@ def main() -> None:
             rows.append({"arm": arm, "seed": seed, "top1": res["top1"], "mean_class_acc": res["mean_class_acc"],
                          "num_clips": res["num_clips"], "wall_s": res["wall_s"]})
             print(f"{arm:16s} seed {seed}: top-1 {res['top1']:.3f}", file=sys.stderr)
+    for arm in ("from scratch", "MAE-pretrained"):
+        mine = [r for r in rows if r["arm"] == arm]
+        rows.append({"arm": arm, "seed": "mean", "top1": sum(r["top1"] for r in mine) / len(mine),
+                     "mean_class_acc": sum(r["mean_class_acc"] for r in mine) / len(mine),
+                     "num_clips": mine[0]["num_clips"], "wall_s": sum(r["wall_s"] for r in mine)})
     table = markdown_table(rows, ["arm", "seed", "top1", "mean_class_acc", "num_clips", "wall_s"])
     print(table)
     results = Path(__file__).parent / "results"

@@ -121,9 +121,10 @@ def _class_motion(rng: np.random.Generator, label: str, t_total: int, h: int, w:
         scale = np.exp(rng.uniform(0.6, 1.1) * c)
         if label == "move_towards":
             gain = scale                                    # size and inverse depth both ~ 1 / distance
-            # An object approaching over the ground plane also descends in the image; this keeps
-            # move_towards apart from expand for 2D trajectories (extraction with --depth none).
-            shift[:, 1] = rng.uniform(0.25, 0.4) * h * (scale - 1.0)
+            # An object approaching over the ground plane also descends in the image a little; this
+            # keeps move_towards apart from expand for 2D trajectories (extraction with --depth none)
+            # while the size change stays the main cue (a larger descent reads as move_down).
+            shift[:, 1] = rng.uniform(0.12, 0.2) * h * (scale - 1.0)
     elif label == "rotate_cw":
         # y points down, so a positive angle in the usual rotation matrix turns clockwise on screen
         angle = rng.uniform(1.0, 1.5) * np.pi * c

@@ -283,9 +283,9 @@ class _Encoder(torch.nn.Module):
     def state_dict(self, *a, **k):
         return {k2: v for k2, v in self.m.state_dict().items() if not k2.startswith("head.")}
 
-    def load_state_dict(self, state, strict=True):
+    def load_state_dict(self, state, strict=True, assign=False):
         head = {k: v for k, v in self.m.state_dict().items() if k.startswith("head.")}
-        return self.m.load_state_dict({**state, **head}, strict=strict)
+        return self.m.load_state_dict({**state, **head}, strict=strict, assign=assign)
 
 
 @torch.no_grad()
