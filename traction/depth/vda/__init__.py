@@ -13,7 +13,6 @@ import os
 import torch
 
 from traction.errors import CheckpointError, ConfigError, WeightsNotFound
-
 from traction.weights import load_state_strict
 
 from .infer import INFER_LEN, OVERLAP, model_input_size, preprocess, window_frame_indices
