@@ -27,6 +27,9 @@ class _Classifier(torch.nn.Module):
         return self.model(x, padding_mask)
 
 
+OPSET = 17
+
+
 def _example(model, batch: int, points: int):
     T = model.cfg.num_frames
     g = torch.Generator().manual_seed(0)
@@ -35,7 +38,7 @@ def _example(model, batch: int, points: int):
     return x, pm
 
 
-def export_onnx(model, path: Path, *, batch: int = 1, points: int = 2500, opset: int = 17) -> Path:
+def export_onnx(model, path: Path, *, batch: int = 1, points: int = 2500, opset: int = OPSET) -> Path:
     model = _Classifier(model.eval())
     x, pm = _example(model.model, batch, points)
     with warnings.catch_warnings():

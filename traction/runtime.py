@@ -30,6 +30,7 @@ import torch
 from traction.errors import ConfigError, TractionError
 from traction.tracking.cotracker3.model import MODEL_HW
 from traction.tracking.cotracker3.predictor import CoTracker3Tracker
+from traction.weights import user_cache_dir
 
 BACKENDS = ("torch", "onnx", "tensorrt")
 CACHE_FORMAT = 1                 # bump when an exporter changes what it writes
@@ -49,7 +50,7 @@ def cache_root() -> Path:
     """``$TRACTION_CACHE``, else ``$XDG_CACHE_HOME/traction``, else ``~/.cache/traction``."""
     if os.environ.get("TRACTION_CACHE"):
         return Path(os.environ["TRACTION_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "traction"
+    return user_cache_dir()
 
 
 def weights_digest(module: torch.nn.Module) -> str:
@@ -387,10 +388,10 @@ def classifier_network(model: torch.nn.Module, backend: str, device: Any = "cpu"
     if check_backend(backend) == "torch":
         return None
     require_backend(backend, device)
-    from traction.export.classifier import export_onnx
+    from traction.export.classifier import OPSET, export_onnx
 
     cpu_model = copy.deepcopy(model).cpu().eval()   # traced on the CPU, wherever the model lives
-    key = artifact_key(kind="classifier", weights=weights_digest(cpu_model), T=model.cfg.num_frames, opset=17)
+    key = artifact_key(kind="classifier", weights=weights_digest(cpu_model), T=model.cfg.num_frames, opset=OPSET)
     path = cached_file("onnx", f"classifier-{key}.onnx",
                        lambda tmp: export_onnx(cpu_model, tmp, points=min(points, 256)))
     T = model.cfg.num_frames

@@ -68,13 +68,18 @@ REGISTRY: Dict[str, WeightSpec] = {
 }
 
 
+def user_cache_dir() -> Path:
+    """traction's folder in the user's cache: ``$XDG_CACHE_HOME/traction``, else ``~/.cache/traction``."""
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "traction"
+
+
 def search_dirs(weights_dir: Optional[str | Path] = None) -> List[Path]:
     dirs = []
     if weights_dir:
         dirs.append(Path(weights_dir))
     if os.environ.get("TRACTION_WEIGHTS"):
         dirs.append(Path(os.environ["TRACTION_WEIGHTS"]))
-    dirs.append(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "traction" / "weights")
+    dirs.append(user_cache_dir() / "weights")
     return dirs
 
 
